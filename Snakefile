@@ -1,0 +1,28 @@
+# eeg2fmri: EEG-to-fMRI synthesis experiments, from raw recordings to tables and figures.
+#   snakemake --cores all                                  the default experiment (config.yaml)
+#   snakemake results/sim/e2fnet/fold-sub-03/metrics.json  one fold of one model
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: Path(workflow.basedir) / "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        expand(f"{RESULTS}/{{dataset}}/summary/summary.md", dataset=config["datasets"]),
+    default_target: True

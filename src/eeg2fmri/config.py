@@ -1,0 +1,60 @@
+"""Views of the validated workflow config (the schema in workflow/schemas fills defaults)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 50
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    restart_epochs: int = 10
+    grad_clip: float = 1.0
+    patience: int = 0  # epochs without validation improvement before stopping; 0: never stop
+    seed: int = 0
+    amp: bool = True  # only on CUDA
+
+
+FEATURE_DEFAULTS = {"n_bins": 249, "context": 20, "eeg_norm": "log_standard"}
+
+
+def resolve_model(cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    """A model's settings: `same_as: other` copies another entry (e.g. a control of a model)."""
+    settings = cfg.get("model_settings", {})
+    if name not in settings:
+        raise KeyError(f"model {name!r} has no entry under model_settings (known: "
+                       f"{', '.join(sorted(settings))})")
+    entry = dict(settings[name])
+    base = entry.pop("same_as", None)
+    if base is not None:
+        entry = {**resolve_model(cfg, base), **entry}
+    return entry
+
+
+def train_spec(cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    """Everything that determines a model's training: architecture, features, optimisation."""
+    model = resolve_model(cfg, name)
+    training = {**cfg.get("training", {}), **model.pop("training", {})}
+    return {
+        "name": name,
+        "arch": model.pop("arch"),
+        "shuffle_eeg": bool(model.pop("shuffle_eeg", False)),
+        "params": model,
+        "features": {**FEATURE_DEFAULTS, **cfg.get("features", {})},
+        "training": training,
+    }
+
+
+def train_config(spec: dict[str, Any]) -> TrainConfig:
+    return TrainConfig(**spec["training"])
+
+
+def fingerprint(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]

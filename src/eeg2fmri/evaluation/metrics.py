@@ -1,0 +1,61 @@
+"""Per-volume metrics on [N, D, H, W] volumes in [0, 1].
+
+`ssim` is the papers' figure: torchmetrics' 2-D SSIM (Gaussian 11, sigma 1.5, data_range 1) with
+the D slices as channels, i.e. the mean SSIM over slices. `ssim3d` is the volumetric SSIM.
+`voxel_corr` asks whether the EEG was used: per brain voxel, the correlation over test volumes of
+predicted and true time courses after removing each voxel's mean; a prediction that does not vary
+(e.g. the mean-volume baseline) scores 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
+
+PER_VOLUME = ("ssim", "ssim3d", "psnr", "rmse")
+ALL = (*PER_VOLUME, "voxel_corr")
+
+
+def ssim2d(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return tm_ssim(pred, target, data_range=1.0, reduction="none")
+
+
+def ssim3d(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return tm_ssim(pred.unsqueeze(1), target.unsqueeze(1), data_range=1.0, reduction="none")
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    mse = ((pred - target) ** 2).flatten(1).mean(1)
+    return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
+
+
+def rmse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return ((pred - target) ** 2).flatten(1).mean(1).sqrt()
+
+
+def voxel_corr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
+    """Mean over mask voxels of corr_t(pred_v(t), target_v(t)); zero-variance voxels count as 0."""
+    p = pred[:, mask].astype(np.float64)
+    t = target[:, mask].astype(np.float64)
+    p -= p.mean(0)
+    t -= t.mean(0)
+    denom = np.sqrt((p**2).sum(0) * (t**2).sum(0))
+    r = np.divide((p * t).sum(0), denom, out=np.zeros(p.shape[1]), where=denom > 1e-12)
+    return float(r.mean())
+
+
+def compute(pred: np.ndarray, target: np.ndarray, mask: np.ndarray, batch: int = 64
+            ) -> dict[str, object]:
+    """All metrics: per-volume lists for PER_VOLUME, and their means plus voxel_corr."""
+    per: dict[str, list[float]] = {k: [] for k in PER_VOLUME}
+    fns = {"ssim": ssim2d, "ssim3d": ssim3d, "psnr": psnr, "rmse": rmse}
+    with torch.no_grad():
+        for s in range(0, len(pred), batch):
+            p = torch.from_numpy(np.array(pred[s:s + batch], dtype=np.float32))
+            t = torch.from_numpy(np.array(target[s:s + batch], dtype=np.float32))
+            for k, fn in fns.items():
+                per[k].extend(fn(p, t).double().tolist())
+    mean = {k: float(np.mean(v)) for k, v in per.items()}
+    mean["voxel_corr"] = voxel_corr(pred, target, mask)
+    return {"mean": mean, "per_volume": per}

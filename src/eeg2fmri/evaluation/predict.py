@@ -1,0 +1,64 @@
+"""Evaluate a trained fold on its test subject: predictions as NIfTI, metrics as JSON."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from eeg2fmri.evaluation import metrics
+from eeg2fmri.io import atomic_path, write_json
+from eeg2fmri.preprocess.fmri import from_volumes
+from eeg2fmri.preprocess.store import SubjectFeatures
+from eeg2fmri.provenance import provenance
+from eeg2fmri.training.data import EEGNorm, PairDataset
+from eeg2fmri.training.loop import pick_device
+from eeg2fmri.training.run import load_model
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, data: PairDataset, device: torch.device,
+            batch_size: int = 16) -> np.ndarray:
+    out = [model(x.to(device)).float().cpu().numpy() for x, _ in data.batches(batch_size)]
+    return np.concatenate(out)
+
+
+def evaluate_fold(model_path: Path, test_dir: Path, metrics_path: Path, pred_path: Path, *,
+                  device: str = "auto") -> dict[str, Any]:
+    t0 = time.time()
+    dev = pick_device(device)
+    model, record = load_model(model_path, dev)
+    test = SubjectFeatures.open(test_dir)
+    if test.subject != record["fold"]["test"]:
+        raise ValueError(f"{test_dir}: model {model_path} was trained for fold "
+                         f"{record['fold']['name']}, not for test subject {test.subject}")
+    data = PairDataset([test], record["context"], EEGNorm.from_state(record["norm"]),
+                       record["shuffle_seed"])
+    t_pred = time.time()
+    pred = predict(model, data, dev)
+    pred_s = time.time() - t_pred
+    targets = np.asarray(test.bold[record["context"]:])
+    result = metrics.compute(pred, targets, test.mask)
+    if test.clean is not None:  # the ceiling: noise-free truth scored against the noisy truth
+        ceiling = metrics.compute(np.asarray(test.clean[record["context"]:]), targets, test.mask)
+        result["ceiling"] = ceiling["mean"]
+    tr = float(test.meta["tr"])
+    img = nib.Nifti1Image(from_volumes(pred), np.asarray(test.meta["affine"]))
+    img.header.set_xyzt_units("mm", "sec")
+    img.header.set_zooms(img.header.get_zooms()[:3] + (tr,))
+    with atomic_path(pred_path) as tmp:
+        nib.save(img, tmp.with_suffix(".nii.gz"))
+        tmp.with_suffix(".nii.gz").replace(tmp)
+    result.update({
+        "model": record["spec"]["name"], "arch": record["arch"], "fold": record["fold"]["name"],
+        "test_subject": test.subject, "n_volumes": int(len(pred)),
+        "first_volume": record["context"], "train": record["summary"],
+        "predict_s_per_volume": pred_s / max(len(pred), 1), "eval_wall_s": time.time() - t0,
+        "provenance": provenance(dev),
+    })
+    write_json(metrics_path, result)
+    return result

@@ -1,0 +1,27 @@
+"""Model registry: `build_model(arch, ...)`. Models know nothing about files or folds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from eeg2fmri.models.controls import MeanVolume
+from eeg2fmri.models.e2fnet import E2fNet
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"e2fnet": E2fNet, "mean_volume": MeanVolume}
+
+
+def build_model(arch: str, *, n_channels: int, n_freqs: int, out_shape: tuple[int, int, int],
+                context: int, **params: Any) -> nn.Module:
+    try:
+        cls = ARCHITECTURES[arch]
+    except KeyError:
+        raise KeyError(f"unknown model architecture {arch!r}; known: "
+                       f"{', '.join(sorted(ARCHITECTURES))}") from None
+    return cls(n_channels=n_channels, n_freqs=n_freqs, out_shape=tuple(out_shape),
+               context=context, **params)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,29 @@
+"""Honest controls. The shuffled-EEG control is any model trained on time-permuted EEG (a data
+option, see training.data); this module holds the one that ignores EEG altogether."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+
+class MeanVolume(nn.Module):
+    """Predicts the mean training volume for every input: anatomy only, no EEG."""
+
+    closed_form = True
+
+    def __init__(self, out_shape: tuple[int, int, int], **_: object):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(out_shape))
+
+    def fit(self, volumes: Iterable[torch.Tensor]) -> None:
+        total, n = torch.zeros_like(self.mean, dtype=torch.float64), 0
+        for v in volumes:  # batches [B, D, H, W]
+            total += v.double().sum(0)
+            n += v.shape[0]
+        self.mean.copy_((total / max(n, 1)).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mean.expand(x.shape[0], *self.mean.shape)

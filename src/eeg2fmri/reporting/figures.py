@@ -1,0 +1,106 @@
+"""Figures: slice montage (truth vs each model), per-fold metric strips, training curves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from eeg2fmri.io import atomic_path  # noqa: E402
+from eeg2fmri.preprocess.fmri import to_volumes  # noqa: E402
+from eeg2fmri.reporting.aggregate import CEILING, per_fold_table  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def montage(metric_paths: list[Path], features: Path, path: Path, n_slices: int = 5) -> None:
+    """Same test volume of the first fold: the truth, then every model's prediction."""
+    runs = [(json.loads(p.read_text()), p) for p in metric_paths]
+    fold = sorted({m["fold"] for m, _ in runs})[0]
+    runs = [(m, p) for m, p in runs if m["fold"] == fold]
+    m0 = runs[0][0]
+    idx = m0["n_volumes"] // 2
+    truth = np.load(features / m0["test_subject"] / "bold.npy", mmap_mode="r")
+    rows = [("truth", np.asarray(truth[m0["first_volume"] + idx]))]
+    for m, p in runs:
+        pred = nib.load(p.parent / "predictions.nii.gz").dataobj[..., idx]
+        rows.append((m["model"], to_volumes(np.asarray(pred))))
+    depth = rows[0][1].shape[0]
+    zs = np.linspace(depth * 0.2, depth * 0.8, n_slices).round().astype(int)
+    fig, axes = plt.subplots(len(rows), n_slices, figsize=(1.6 * n_slices, 1.7 * len(rows)),
+                             squeeze=False)
+    for r, (name, vol) in enumerate(rows):
+        for c, z in enumerate(zs):
+            ax = axes[r, c]
+            ax.imshow(vol[z].T, cmap="gray", vmin=0, vmax=1, origin="lower")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(name, fontsize=8)
+            if r == 0:
+                ax.set_title(f"slice {z}", fontsize=8)
+    fig.suptitle(f"{fold}, test volume {m0['first_volume'] + idx}", fontsize=9)
+    _save(fig, path)
+
+
+def metric_strips(df: pd.DataFrame, path: Path) -> None:
+    keys = [("ssim", "SSIM (2-D)"), ("psnr", "PSNR (dB)"), ("voxel_corr", "voxel corr.")]
+    models = list(dict.fromkeys(df["model"]))
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4))
+    for ax, (k, label) in zip(axes, keys, strict=True):
+        data = [df.loc[df["model"] == m, k].dropna().to_numpy() for m in models]
+        pos = np.arange(len(models))
+        ok = [i for i, d in enumerate(data) if len(d) > 1 and np.ptp(d) > 0]
+        if ok:
+            ax.violinplot([data[i] for i in ok], positions=pos[ok], showextrema=False)
+        for i, d in enumerate(data):
+            jitter = np.random.default_rng(i).uniform(-0.08, 0.08, len(d))
+            ax.scatter(i + jitter, d, s=12, color="k", zorder=3)
+        ax.set_xticks(pos, [m if m != CEILING else "ceiling" for m in models], rotation=30,
+                      ha="right", fontsize=8)
+        ax.set_title(label, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("per-fold metrics (one point per test subject)", fontsize=9)
+    _save(fig, path)
+
+
+def training_curves(metric_paths: list[Path], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    colors: dict[str, str] = {}
+    for p in sorted(metric_paths):
+        log = p.parent / "train_log.csv"
+        model = json.loads(p.read_text())["model"]
+        if not log.is_file():
+            continue
+        df = pd.read_csv(log)
+        if len(df) < 2:
+            continue
+        first = model not in colors
+        color = colors.setdefault(model, f"C{len(colors)}")
+        ax.plot(df["epoch"], df["val_loss"], color=color, alpha=0.7, lw=1,
+                label=model if first else None)
+        ax.plot(df["epoch"], df["train_loss"], color=color, alpha=0.3, lw=1, ls="--")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (0.5·(1−SSIM) + 0.5·MSE)")
+    ax.set_title("validation (solid) and training (dashed) loss, one line per fold", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def make_figures(metric_paths: list[Path], features: Path, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    montage(metric_paths, features, out_dir / "montage.png")
+    metric_strips(per_fold_table(metric_paths), out_dir / "metrics.png")
+    training_curves(metric_paths, out_dir / "curves.png")

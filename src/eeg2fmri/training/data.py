@@ -1,0 +1,117 @@
+"""Training pairs from the features store: EEG context windows -> the following fMRI volume.
+
+EEG normalisation statistics are fitted on the fold's training subjects only and saved with the
+model, so the validation and test subjects are transformed with statistics they did not shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from eeg2fmri.preprocess.store import SubjectFeatures
+
+NORMS = ("paper", "log_standard")
+
+
+@dataclass
+class EEGNorm:
+    """`paper`: z-score across channels per (window, frequency), then min-max to [0, 1] with the
+    training set's min and max (the references fit these on train+test; we do not).
+    `log_standard`: log1p magnitudes standardised per (channel, frequency) with training stats."""
+
+    mode: str
+    a: np.ndarray  # paper: global min; log_standard: mean [C, F]
+    b: np.ndarray  # paper: global max; log_standard: std [C, F]
+
+    @staticmethod
+    def _pre(mode: str, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if mode == "paper":
+            mu = x.mean(axis=-2, keepdims=True)
+            sd = x.std(axis=-2, keepdims=True)
+            return (x - mu) / np.maximum(sd, 1e-8)
+        return np.log1p(x)
+
+    @classmethod
+    def fit(cls, mode: str, subjects: list[SubjectFeatures]) -> EEGNorm:
+        if mode not in NORMS:
+            raise ValueError(f"eeg_norm must be one of {NORMS}, not {mode!r}")
+        if mode == "paper":
+            lo, hi = np.inf, -np.inf
+            for s in subjects:
+                z = cls._pre(mode, s.eeg)
+                lo, hi = min(lo, float(z.min())), max(hi, float(z.max()))
+            return cls(mode, np.float32(lo), np.float32(hi))
+        n, total, sq = 0, 0.0, 0.0
+        for s in subjects:
+            z = cls._pre(mode, s.eeg).astype(np.float64)
+            n += z.shape[0]
+            total = total + z.sum(0)
+            sq = sq + (z**2).sum(0)
+        mean = total / n
+        std = np.sqrt(np.maximum(sq / n - mean**2, 1e-12))
+        return cls(mode, mean.astype(np.float32), std.astype(np.float32))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        z = self._pre(self.mode, x)
+        if self.mode == "paper":
+            return (z - self.a) / max(float(self.b - self.a), 1e-8)
+        return (z - self.a) / self.b
+
+    def state(self) -> dict[str, object]:
+        return {"mode": self.mode, "a": np.asarray(self.a), "b": np.asarray(self.b)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> EEGNorm:
+        return cls(str(state["mode"]), np.asarray(state["a"]), np.asarray(state["b"]))
+
+
+class PairDataset:
+    """All (context, volume) pairs of some subjects. With `shuffle_seed`, each subject's EEG windows
+    are permuted in time before contexts are built (the shuffled-EEG control)."""
+
+    def __init__(self, subjects: list[SubjectFeatures], context: int, norm: EEGNorm,
+                 shuffle_seed: int | None = None):
+        self.subjects, self.context, self.norm = subjects, context, norm
+        self.order = []
+        for i, s in enumerate(subjects):
+            n = s.eeg.shape[0]
+            if n <= context:
+                raise ValueError(f"{s.subject}: {n} volumes, need more than context={context}")
+            if shuffle_seed is None:
+                self.order.append(np.arange(n))
+            else:
+                self.order.append(np.random.default_rng([shuffle_seed, i]).permutation(n))
+        self.index = np.array([(i, t) for i, s in enumerate(subjects)
+                               for t in range(context, s.eeg.shape[0])], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def batch(self, rows: np.ndarray, with_clean: bool = False
+              ) -> tuple[torch.Tensor, ...]:
+        """EEG [B, context, C, F] and target volumes [B, D, H, W] for the given pair indices."""
+        eeg, vol, clean = [], [], []
+        for i, t in self.index[rows]:
+            s = self.subjects[i]
+            eeg.append(s.eeg[self.order[i][t - self.context:t]])
+            vol.append(s.bold[t])
+            if with_clean:
+                clean.append(s.clean[t])
+        x = torch.from_numpy(self.norm(np.stack(eeg)).astype(np.float32))
+        out = (x, torch.from_numpy(np.stack(vol).astype(np.float32)))
+        if with_clean:
+            out += (torch.from_numpy(np.stack(clean).astype(np.float32)),)
+        return out
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None,
+                with_clean: bool = False):
+        """Yield batches, in a random order when a generator is given."""
+        n = len(self)
+        order = (torch.randperm(n, generator=generator).numpy() if generator is not None
+                 else np.arange(n))
+        for start in range(0, n, batch_size):
+            yield self.batch(order[start:start + batch_size], with_clean)

@@ -1,0 +1,172 @@
+"""The generic training loop: AdamW, warm-up + cosine with hard restarts, grad clipping, AMP on
+CUDA, per-epoch CSV log, best checkpoint on the validation subject, early stopping, and resume
+from the last epoch's checkpoint after a kill. Every model trains through here; a model may
+provide `training_loss(batch) -> loss` to replace the default SSIM+MSE objective."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from eeg2fmri.config import TrainConfig
+from eeg2fmri.io import atomic_path
+from eeg2fmri.training.data import PairDataset
+from eeg2fmri.training.losses import ssim_mse_loss
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def cosine_restarts(step: int, total: int, warmup: int, cycles: float) -> float:
+    """LR factor: linear warm-up, then cosine decay restarting `cycles` times."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    if progress >= 1.0:
+        return 0.0
+    return 0.5 * (1.0 + math.cos(math.pi * ((cycles * progress) % 1.0)))
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def _save(obj: Any, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, data: PairDataset, batch_size: int, device: torch.device
+                  ) -> float:
+    model.eval()
+    total, n = 0.0, 0
+    for x, y in data.batches(batch_size):
+        pred = model(x.to(device))
+        total += float(ssim_mse_loss(pred, y.to(device))) * len(x)
+        n += len(x)
+    return total / max(n, 1)
+
+
+def fit(model: nn.Module, train: PairDataset, val: PairDataset, cfg: TrainConfig, *,
+        checkpoint_dir: Path, log_path: Path, device: torch.device, fingerprint: str = "",
+        stop_after_epoch: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train `model`; returns the best state (by validation loss) and a summary.
+
+    A checkpoint is written to `checkpoint_dir/last.pt` after every epoch and picked up on the
+    next call with the same `fingerprint`, so a killed job resumes where it stopped.
+    `stop_after_epoch` ends the call early (as a kill would) for tests.
+    """
+    model.to(device)
+    if getattr(model, "closed_form", False):
+        model.fit(y for _, y in train.batches(cfg.batch_size))
+        val_loss = evaluate_loss(model, val, cfg.batch_size, device)
+        _write_log(log_path, [{"epoch": 0, "train_loss": math.nan, "val_loss": val_loss,
+                               "lr": 0.0, "seconds": 0.0, "best": 1}])
+        return {"best_state": model.state_dict(), "best_epoch": 0, "epochs_run": 0,
+                "best_val_loss": val_loss}
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    cycles = max(1.0, cfg.epochs / cfg.restart_epochs)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: cosine_restarts(s, total_steps, cfg.warmup_steps, cycles))
+    use_amp = cfg.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    loss_fn = getattr(model, "training_loss", None)
+
+    ckpt = checkpoint_dir / "last.pt"
+    start, best_val, best_epoch, best_state, rows = 1, math.inf, 0, None, []
+    if ckpt.is_file():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        if state.get("fingerprint") == fingerprint:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            torch.set_rng_state(state["rng_cpu"])
+            start, best_val, best_epoch = state["epoch"] + 1, state["best_val"], state["best_epoch"]
+            best_state, rows = state["best_state"], state["rows"]
+            print(f"resuming from {ckpt} at epoch {start}", flush=True)
+    bad_epochs = sum(1 for r in rows if r["epoch"] > best_epoch)
+
+    for epoch in range(start, cfg.epochs + 1):
+        if cfg.patience and bad_epochs >= cfg.patience:
+            break
+        t0 = time.time()
+        model.train()
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        running, seen = 0.0, 0
+        bar = tqdm(train.batches(cfg.batch_size, gen), total=steps_per_epoch, leave=False,
+                   desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, mininterval=2.0)
+        for x, y in bar:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                loss = loss_fn((x, y)) if loss_fn else ssim_mse_loss(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            running += float(loss.detach()) * len(x)
+            seen += len(x)
+            bar.set_postfix(loss=f"{running / seen:.4f}")
+        val_loss = evaluate_loss(model, val, cfg.batch_size, device)
+        improved = val_loss < best_val
+        if improved:
+            best_val, best_epoch = val_loss, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        bad_epochs = 0 if improved else bad_epochs + 1
+        rows.append({"epoch": epoch, "train_loss": running / seen, "val_loss": val_loss,
+                     "lr": sched.get_last_lr()[0], "seconds": time.time() - t0,
+                     "best": int(improved)})
+        print(f"epoch {epoch}: train {running / seen:.4f}  val {val_loss:.4f}"
+              f"{'  *' if improved else ''}  ({rows[-1]['seconds']:.1f} s)", flush=True)
+        _write_log(log_path, rows)
+        _save({"fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
+               "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+               "scaler": scaler.state_dict(), "rng_cpu": torch.get_rng_state(),
+               "best_val": best_val, "best_epoch": best_epoch, "best_state": best_state,
+               "rows": rows, "config": asdict(cfg)}, ckpt)
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            return {"interrupted": True}
+    return {"best_state": best_state, "best_epoch": best_epoch, "best_val_loss": best_val,
+            "epochs_run": len(rows), "final_state": model.state_dict()}
+
+
+def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
+
+
+def clear_checkpoint(checkpoint_dir: Path) -> None:
+    """Remove the resume state once the final model has been written."""
+    ckpt = checkpoint_dir / "last.pt"
+    if ckpt.is_file():
+        os.remove(ckpt)
+    if checkpoint_dir.is_dir() and not any(checkpoint_dir.iterdir()):
+        checkpoint_dir.rmdir()

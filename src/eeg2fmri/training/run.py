@@ -1,0 +1,76 @@
+"""Train one model on one fold from the features store."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from eeg2fmri import config as config_mod
+from eeg2fmri.io import atomic_path
+from eeg2fmri.models import build_model, count_parameters
+from eeg2fmri.preprocess.store import SubjectFeatures
+from eeg2fmri.provenance import provenance
+from eeg2fmri.training.data import EEGNorm, PairDataset
+from eeg2fmri.training.folds import Fold
+from eeg2fmri.training.loop import clear_checkpoint, fit, pick_device, seed_everything
+
+
+def open_subjects(features_dir: Path, subjects: list[str] | tuple[str, ...]
+                  ) -> list[SubjectFeatures]:
+    return [SubjectFeatures.open(features_dir / s, s) for s in subjects]
+
+
+def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Path, *,
+               device: str = "auto", stop_after_epoch: int | None = None,
+               progress: bool = True) -> dict[str, Any] | None:
+    """Fit normalisation and model on the fold's training subjects, select on its validation
+    subject, and write `model.pt` + `train_log.csv`. The test subject is never opened."""
+    t0 = time.time()
+    feats = spec["features"]
+    cfg = config_mod.train_config(spec)
+    train_subj = open_subjects(features_dir, fold.train)
+    val_subj = open_subjects(features_dir, [fold.val])
+    norm = EEGNorm.fit(feats["eeg_norm"], train_subj)
+    shuffle_seed = cfg.seed if spec["shuffle_eeg"] else None
+    train = PairDataset(train_subj, feats["context"], norm, shuffle_seed)
+    val = PairDataset(val_subj, feats["context"], norm, shuffle_seed)
+    _, n_channels, n_freqs = train_subj[0].eeg.shape
+    out_shape = tuple(train_subj[0].bold.shape[1:])
+    seed_everything(cfg.seed)
+    model = build_model(spec["arch"], n_channels=n_channels, n_freqs=n_freqs,
+                        out_shape=out_shape, context=feats["context"], **spec["params"])
+    dev = pick_device(device)
+    fp = config_mod.fingerprint({"spec": spec, "train": fold.train, "val": fold.val})
+    summary = fit(model, train, val, cfg, checkpoint_dir=out_dir / "checkpoint",
+                  log_path=out_dir / "train_log.csv", device=dev, fingerprint=fp,
+                  stop_after_epoch=stop_after_epoch, progress=progress)
+    if summary.get("interrupted"):
+        return None
+    record = {
+        "spec": spec, "arch": spec["arch"], "params": spec["params"],
+        "state": {k: v.cpu() for k, v in summary["best_state"].items()},
+        "norm": norm.state(), "context": feats["context"], "shuffle_seed": shuffle_seed,
+        "n_channels": n_channels, "n_freqs": n_freqs, "out_shape": out_shape,
+        "fold": {"name": fold.name, "test": fold.test, "val": fold.val, "train": fold.train},
+        "summary": {"best_epoch": summary["best_epoch"], "epochs_run": summary["epochs_run"],
+                    "best_val_loss": summary["best_val_loss"],
+                    "n_parameters": count_parameters(model), "n_train_pairs": len(train),
+                    "wall_s": time.time() - t0, "device": str(dev)},
+        "provenance": provenance(dev),
+    }
+    with atomic_path(out_dir / "model.pt") as tmp:
+        torch.save(record, tmp)
+    clear_checkpoint(out_dir / "checkpoint")
+    return record
+
+
+def load_model(path: Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+    record = torch.load(path, map_location="cpu", weights_only=False)
+    model = build_model(record["arch"], n_channels=record["n_channels"],
+                        n_freqs=record["n_freqs"], out_shape=record["out_shape"],
+                        context=record["context"], **record["params"])
+    model.load_state_dict(record["state"])
+    return model.to(device).eval(), record

@@ -1,0 +1,46 @@
+"""Shared fixtures: a tiny simulated dataset and its features store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eeg2fmri.data.datasets import DatasetSpec
+from eeg2fmri.data.sim_settings import TASK, VOLUME_MARKER, SimConfig
+from eeg2fmri.data.simulate import write_dataset
+from eeg2fmri.preprocess.store import preprocess_subject
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / "shared" / "fixtures"
+
+TINY = SimConfig(n_subjects=4, n_volumes=40, n_channels=8, grid=(16, 16, 8),
+                 voxel_mm=(12.0, 12.0, 16.0), bold_change=0.06, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("raw")
+    write_dataset(TINY, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_features(tiny_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("features")
+    ds = DatasetSpec("sim", TINY.tr, tuple(TINY.subject_ids()), TASK, VOLUME_MARKER, "markers",
+                     simulated=True)
+    for s in ds.subjects:
+        truth = ds.truth_paths(tiny_raw, s)
+        preprocess_subject(ds.eeg_path(tiny_raw, s), ds.bold_path(tiny_raw, s), out / s,
+                           tr=ds.tr, n_bins=60, alignment="markers", marker=ds.volume_marker,
+                           clean_path=truth["clean"], mask_path=truth["mask"])
+    return out
+
+
+def tiny_spec(arch: str = "e2fnet", **training: object) -> dict:
+    return {"name": arch, "arch": arch, "shuffle_eeg": False,
+            "params": {"width": 8} if arch == "e2fnet" else {},
+            "features": {"n_bins": 60, "context": 5, "eeg_norm": "log_standard"},
+            "training": {"epochs": 3, "batch_size": 8, "warmup_steps": 2, "restart_epochs": 2,
+                         **training}}

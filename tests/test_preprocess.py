@@ -1,0 +1,163 @@
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pybv
+import pytest
+
+from eeg2fmri.data.readers import find_markers, read_bold, read_brainvision
+from eeg2fmri.errors import InputError
+from eeg2fmri.preprocess.eeg import volume_onsets, window_spectra
+from eeg2fmri.preprocess.fmri import from_volumes, minmax_per_volume, to_volumes
+from eeg2fmri.preprocess.store import SubjectFeatures
+
+from .conftest import FIXTURES, TINY
+
+FS, TR = 250.0, 2.0
+SPV = int(FS * TR)
+
+
+def _write_eeg(folder: Path, data: np.ndarray, onsets: list[int] | None, name: str = "rec") -> Path:
+    events = None if onsets is None else [
+        {"onset": int(o), "description": 128, "type": "Response"} for o in onsets]
+    pybv.write_brainvision(data=data, sfreq=FS, ch_names=[f"E{i}" for i in range(len(data))],
+                           fname_base=name, folder_out=folder, events=events, overwrite=True)
+    return folder / f"{name}.vhdr"
+
+
+def _write_bold(path: Path, n_vol: int, tr: float = TR) -> Path:
+    img = nib.Nifti1Image(np.random.default_rng(0).random((8, 8, 4, n_vol)).astype("f4"),
+                          np.diag([3.0, 3.0, 4.0, 1.0]))
+    img.header.set_xyzt_units("mm", "sec")
+    img.header.set_zooms((3.0, 3.0, 4.0, tr))
+    nib.save(img, path)
+    return path
+
+
+def test_spectral_windows_match_a_hand_computed_fft_of_a_sine():
+    k, amp = 20, 3.0  # bin 20 of a 2 s window is 10 Hz
+    t = np.arange(4 * SPV) / FS
+    data = np.stack([amp * np.sin(2 * np.pi * (k / TR) * t), np.zeros_like(t)])
+    onsets = np.arange(4) * SPV
+    spec = window_spectra(data, onsets, SPV, (1, 250))
+    assert spec.shape == (4, 2, 249)
+    # |rfft| of A sin(2 pi k n / N) is A N / 2 at bin k and 0 elsewhere; column k-1 is bin k
+    np.testing.assert_allclose(spec[:, 0, k - 1], amp * SPV / 2, rtol=1e-4)
+    others = np.delete(spec[:, 0], k - 1, axis=1)
+    assert others.max() < 1e-3 * amp * SPV
+    np.testing.assert_allclose(spec[:, 1], 0, atol=1e-9)
+    with pytest.raises(ValueError, match="do not fit"):
+        window_spectra(data, onsets, SPV, (1, 260))
+
+
+def test_markers_align_eeg_that_starts_before_the_scan(tmp_path):
+    """A 10 Hz burst only inside the scan: marker alignment finds it in every window, while
+    assuming EEG sample 0 is volume 0 (the references) misses it in the first windows."""
+    lead_in, n_vol = 1375, 6  # EEG starts 5.5 s before the first volume
+    n = lead_in + n_vol * SPV + 100
+    t = np.arange(n) / FS
+    x = np.zeros(n)
+    x[lead_in:lead_in + n_vol * SPV] = 1e-5 * np.sin(2 * np.pi * 10 * t[lead_in:lead_in + n_vol * SPV])
+    onsets = [lead_in + j * SPV for j in range(n_vol)]
+    rec = read_brainvision(_write_eeg(tmp_path, x[None], onsets))
+    on = volume_onsets(rec, TR, n_vol, alignment="markers", marker="R128")
+    np.testing.assert_array_equal(on, onsets)
+    good = window_spectra(rec.data, on, SPV, (1, 100))[:, 0, 19]
+    naive = window_spectra(rec.data, volume_onsets(rec, TR, n_vol, alignment="start",
+                                                   marker=None), SPV, (1, 100))[:, 0, 19]
+    np.testing.assert_allclose(good, good[0], rtol=1e-3)
+    assert naive[0] < 0.01 * good[0] and naive[1] < 0.8 * good[0]
+
+
+def test_real_noddi_headers_give_the_scan_start_markers(tmp_path):
+    """The real NODDI BrainVision headers (samples synthesised to match): sub-35's scan starts
+    129.6 s into the EEG, sub-32's at once; VECTORIZED and MULTIPLEXED both read."""
+    src = FIXTURES / "noddi-bids-headers" / "derivatives"
+    if not src.is_dir():
+        pytest.skip("shared fixtures not present")
+    for sub, first in (("sub-35", 32392), ("sub-32", 36)):
+        d = tmp_path / sub
+        d.mkdir()
+        for ext in ("vhdr", "vmrk"):
+            shutil.copy(src / sub / "eeg" / f"{sub}_task-rest_eeg.{ext}", d)
+        header = (d / f"{sub}_task-rest_eeg.vhdr").read_text()
+        points = int(header.split("DataPoints=")[1].split()[0])
+        np.zeros((64, points), dtype="<f4").tofile(d / f"{sub}_task-rest_eeg.dat")
+        rec = read_brainvision(d / f"{sub}_task-rest_eeg.vhdr")
+        assert rec.fs == 250.0 and len(rec.ch_names) == 64
+        on = volume_onsets(rec, 2.16, 300, alignment="markers", marker="Scan Start")
+        assert len(on) == 300 and on[0] == first
+        assert np.all(np.diff(on) == 540)
+
+
+def test_volume_layout_round_trips_and_minmax():
+    x = np.random.default_rng(0).random((5, 6, 7, 3))  # X, Y, Z, T
+    v = to_volumes(x)
+    assert v.shape == (3, 7, 5, 6)
+    np.testing.assert_array_equal(from_volumes(v), x)
+    m = minmax_per_volume(v * 10 + 3)
+    assert np.allclose(m.reshape(3, -1).min(1), 0) and np.allclose(m.reshape(3, -1).max(1), 1)
+
+
+def test_store_holds_each_window_once(tiny_features):
+    s = SubjectFeatures.open(tiny_features / "sub-02")
+    assert s.eeg.shape == (TINY.n_volumes, TINY.n_channels, 60)
+    assert s.eeg.dtype == np.float32 and isinstance(s.eeg, np.memmap)
+    assert s.bold.shape == (TINY.n_volumes, TINY.grid[2], TINY.grid[0], TINY.grid[1])
+    assert s.clean is not None and s.mask.dtype == bool and s.mask.any()
+    assert s.meta["first_onset_sample"] >= TINY.lead_in_s[0] * TINY.fs
+
+
+# --- bad input: clear errors that name the file ---
+
+def test_missing_data_file_is_named(tmp_path):
+    vhdr = _write_eeg(tmp_path, np.zeros((2, 1000)), [0])
+    (tmp_path / "rec.eeg").unlink()
+    with pytest.raises(InputError, match=r"rec\.vhdr.*DataFile=rec\.eeg.*does not exist"):
+        read_brainvision(vhdr)
+
+
+def test_nifti_with_wrong_tr_is_named(tmp_path):
+    path = _write_bold(tmp_path / "bold.nii.gz", 4, tr=2.5)
+    with pytest.raises(InputError, match=r"bold\.nii\.gz.*TR in the NIfTI header is 2\.5 s"):
+        read_bold(path, expected_tr=2.0)
+
+
+def test_eeg_without_volume_markers_is_named(tmp_path):
+    rec = read_brainvision(_write_eeg(tmp_path, np.zeros((2, 5000)), None))
+    with pytest.raises(InputError, match=r"rec\.vhdr.*no volume markers 'R128'"):
+        volume_onsets(rec, TR, 4, alignment="markers", marker="R128")
+
+
+def test_nan_in_eeg_is_named(tmp_path):
+    x = np.zeros((2, 3000))
+    x[1, 1234] = np.nan
+    with pytest.raises(InputError, match=r"rec\.vhdr.*NaN.*channel 'E1', sample 1234"):
+        read_brainvision(_write_eeg(tmp_path, x, [0]))
+
+
+def test_markers_at_the_wrong_spacing_are_rejected(tmp_path):
+    rec = read_brainvision(_write_eeg(tmp_path, np.zeros((1, 8000)), [0, 400, 800, 1200]))
+    with pytest.raises(InputError, match="400 samples apart but fs\\*TR = 500"):
+        volume_onsets(rec, TR, 4, alignment="markers", marker="R128")
+
+
+def test_preprocess_reports_the_file_through_the_cli(tmp_path, capsys):
+    from eeg2fmri.cli import main
+
+    vhdr = _write_eeg(tmp_path / "sub-01" / "eeg", np.zeros((2, 6000)),
+                      [SPV * j for j in range(4)], "sub-01_task-rest_eeg")
+    (vhdr.parent / "sub-01_task-rest_eeg.eeg").unlink()
+    code = main(["preprocess", "--dataset", "sim", "--raw", str(tmp_path), "--subject", "sub-01",
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "sub-01_task-rest_eeg.vhdr" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "eeg.npy").exists()
+
+
+def test_find_markers_matches_type_and_description(tmp_path):
+    rec = read_brainvision(_write_eeg(tmp_path, np.zeros((1, 3000)), [10, 510]))
+    assert list(find_markers(rec, "Response/R128")) == [10, 510]
+    assert list(find_markers(rec, "R128")) == [10, 510]
+    assert find_markers(rec, "S  1").size == 0

@@ -1,0 +1,65 @@
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from scipy import signal
+
+from eeg2fmri.data.readers import find_markers, read_brainvision, read_bold
+from eeg2fmri.data.sim_settings import CHANNELS, SOURCES
+from eeg2fmri.data.simulate import SimConfig, footprints, hrf, simulate_subject
+
+from .conftest import TINY
+
+
+def test_simulation_is_deterministic_for_a_seed():
+    a, b = simulate_subject(TINY, 1), simulate_subject(TINY, 1)
+    for key in ("eeg", "bold", "clean", "onsets"):
+        np.testing.assert_array_equal(a[key], b[key])
+    other = simulate_subject(SimConfig(**{**TINY.__dict__, "seed": TINY.seed + 1}), 1)
+    assert not np.allclose(a["bold"], other["bold"])
+
+
+@pytest.mark.parametrize("source", [0, 1, 2])
+def test_band_power_drives_bold_through_the_hrf(source):
+    """Each source's EEG band power, HRF-convolved, correlates with BOLD at its footprint."""
+    cfg = SimConfig(n_subjects=1, n_volumes=150, n_channels=19, grid=(16, 16, 8),
+                    voxel_mm=(12.0, 12.0, 16.0), seed=7)
+    sim = simulate_subject(cfg, 0)
+    name, freq, electrode = SOURCES[source]
+    ch = CHANNELS.index(electrode)
+    sos = signal.butter(4, [freq - 2, freq + 2], btype="bandpass", fs=cfg.fs, output="sos")
+    power = signal.sosfiltfilt(sos, sim["eeg"][ch]) ** 2
+    spv = int(cfg.fs * cfg.tr)
+    per_volume = np.array([power[o:o + spv].mean() for o in sim["onsets"]])
+    kernel = hrf(np.arange(0, 32, cfg.tr))
+    predicted = np.convolve(per_volume - per_volume.mean(), kernel)[: cfg.n_volumes]
+    fp = footprints(cfg, sim["mask"])[source]
+    peak = np.unravel_index(fp.argmax(), fp.shape)
+    bold = sim["bold"][peak]
+    r = np.corrcoef(predicted[20:], bold[20:])[0, 1]
+    assert r > 0.5, f"{name}: r = {r:.2f}"
+    # a voxel far from every footprint carries no such signal
+    weight = np.where(sim["mask"], footprints(cfg, sim["mask"]).sum(0), np.inf)
+    far = np.unravel_index(weight.argmin(), fp.shape)
+    assert abs(np.corrcoef(predicted[20:], sim["bold"][far][20:])[0, 1]) < r / 2
+
+
+def test_tree_looks_like_a_real_recording(tiny_raw):
+    sub = "sub-01"
+    rec = read_brainvision(tiny_raw / sub / "eeg" / f"{sub}_task-rest_eeg.vhdr")
+    assert rec.fs == TINY.fs and len(rec.ch_names) == TINY.n_channels
+    onsets = find_markers(rec, "R128")
+    assert len(onsets) == TINY.n_volumes
+    assert onsets[0] >= TINY.lead_in_s[0] * TINY.fs  # EEG starts before the first volume
+    assert np.all(np.diff(onsets) == int(TINY.fs * TINY.tr))
+    bold_path = tiny_raw / sub / "func" / f"{sub}_task-rest_bold.nii.gz"
+    run = read_bold(bold_path, expected_tr=TINY.tr)
+    assert run.data.shape == (*TINY.grid, TINY.n_volumes)
+    assert np.allclose(np.abs(np.diag(run.affine))[:3], TINY.voxel_mm)
+    assert nib.load(bold_path).header.get_xyzt_units() == ("mm", "sec")
+    sidecar = json.loads((tiny_raw / sub / "func" / f"{sub}_task-rest_bold.json").read_text())
+    assert sidecar["RepetitionTime"] == TINY.tr
+    assert (tiny_raw / "derivatives" / "truth" / sub / "func"
+            / f"{sub}_task-rest_desc-noiseless_bold.nii.gz").is_file()
+    assert (tiny_raw / "dataset_description.json").is_file()

@@ -1,0 +1,20 @@
+# Raw data: the simulated dataset (real datasets' download rules plug in here).
+
+
+rule simulate:
+    output:
+        eeg=expand(f"{RAW}/sim/{{subject}}/eeg/{{subject}}_task-rest_eeg.vhdr",
+                   subject=subjects("sim")),
+        bold=expand(f"{RAW}/sim/{{subject}}/func/{{subject}}_task-rest_bold.nii.gz",
+                    subject=subjects("sim")),
+        description=f"{RAW}/sim/dataset_description.json",
+    input:
+        code("data"),
+    params:
+        settings=lambda w: json.dumps(config["simulation"], sort_keys=True),
+    log:
+        "logs/sim/simulate.log",
+    benchmark:
+        "logs/sim/simulate.benchmark.tsv"
+    shell:
+        "eeg2fmri simulate --out {RAW}/sim --settings {params.settings:q} > {log} 2>&1"

@@ -1,0 +1,27 @@
+# Score a trained fold on its test subject: the only rule that reads the test subject.
+
+
+rule evaluate:
+    input:
+        model=rules.train.output.model,
+        features=lambda w: features_of(w.dataset, [fold_of(w).test]),
+        code=code("evaluation", "models", "training", "preprocess"),
+    output:
+        metrics=f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/metrics.json",
+        predictions=f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/predictions.nii.gz",
+    params:
+        test_dir=lambda w: f"{FEATURES}/{w.dataset}/{fold_of(w).test}",
+        device=config["device"],
+    threads: config["threads"]
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=30,
+    log:
+        f"logs/{{dataset}}/evaluate/{{model}}/{{fold}}.log",
+    benchmark:
+        f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/evaluate.benchmark.tsv"
+    shell:
+        "eeg2fmri evaluate --model {input.model} --test-features {params.test_dir}"
+        " --metrics {output.metrics} --predictions {output.predictions}"
+        " --device {params.device} --threads {threads} > {log} 2>&1"

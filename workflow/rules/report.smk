@@ -1,0 +1,30 @@
+# Per dataset: tables (mean +- std across folds, paired differences against the mean-volume
+# baseline) and figures, all included in `snakemake --report report.html`.
+
+
+def fold_metrics(wildcards):
+    return expand(f"{RESULTS}/{wildcards.dataset}/{{model}}/fold-{{subject}}/metrics.json",
+                  model=config["models"], subject=test_subjects(wildcards.dataset))
+
+
+rule aggregate:
+    input:
+        metrics=fold_metrics,
+        code=code("reporting", "evaluation/metrics.py"),
+    output:
+        table=report(f"{RESULTS}/{{dataset}}/summary/summary.md",
+                     caption="../report/summary.rst", category="{dataset}", labels={"figure": "table"}),
+        csv=f"{RESULTS}/{{dataset}}/summary/summary.csv",
+        per_fold=f"{RESULTS}/{{dataset}}/summary/per_fold.csv",
+        paired=f"{RESULTS}/{{dataset}}/summary/paired_vs_baseline.csv",
+        montage=report(f"{RESULTS}/{{dataset}}/summary/montage.png",
+                       caption="../report/montage.rst", category="{dataset}", labels={"figure": "montage"}),
+        strips=report(f"{RESULTS}/{{dataset}}/summary/metrics.png",
+                      caption="../report/metrics.rst", category="{dataset}", labels={"figure": "metrics"}),
+        curves=report(f"{RESULTS}/{{dataset}}/summary/curves.png",
+                      caption="../report/curves.rst", category="{dataset}", labels={"figure": "curves"}),
+    log:
+        "logs/{dataset}/aggregate.log",
+    shell:
+        "eeg2fmri aggregate --metrics {input.metrics} --features {FEATURES}/{wildcards.dataset}"
+        " --out $(dirname {output.table}) > {log} 2>&1"

@@ -1,0 +1,30 @@
+# One model on one leave-one-subject-out fold. Inputs are the features of the fold's training
+# and validation subjects only: the test subject's files are not even given to the job.
+# A killed job resumes from {fold}/checkpoint/last.pt (not a declared output) when rerun.
+
+
+rule train:
+    input:
+        features=lambda w: features_of(w.dataset, fold_of(w).subjects_for_training()),
+        code=code("models", "training", "preprocess/store.py"),
+    output:
+        model=f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/model.pt",
+        log_csv=f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/train_log.csv",
+    params:
+        spec=spec_json,
+        subjects=lambda w: " ".join(subjects(w.dataset)),
+        test=lambda w: fold_of(w).test,
+        device=config["device"],
+    threads: config["threads"]
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    log:
+        f"logs/{{dataset}}/train/{{model}}/{{fold}}.log",
+    benchmark:
+        f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/train.benchmark.tsv"
+    shell:
+        "eeg2fmri train --features {FEATURES}/{wildcards.dataset} --subjects {params.subjects}"
+        " --test {params.test} --spec {params.spec:q} --out $(dirname {output.model})"
+        " --device {params.device} --threads {threads} > {log} 2>&1"
