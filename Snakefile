@@ -3,7 +3,10 @@
 #   snakemake results/sim/e2fnet/fold-sub-03/metrics.json  one fold of one model
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+from eeg2fmri.config import config_errors
 
 min_version("9.0")
 
@@ -11,7 +14,10 @@ min_version("9.0")
 configfile: Path(workflow.basedir) / "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+if problems := config_errors(config, str(SCHEMA)):
+    raise WorkflowError("invalid configuration:\n  " + "\n  ".join(problems))
+validate(config, str(SCHEMA))  # fills in the schema's defaults
 
 
 include: "workflow/rules/common.smk"

@@ -58,7 +58,8 @@ def test_markers_align_eeg_that_starts_before_the_scan(tmp_path):
     n = lead_in + n_vol * SPV + 100
     t = np.arange(n) / FS
     x = np.zeros(n)
-    x[lead_in:lead_in + n_vol * SPV] = 1e-5 * np.sin(2 * np.pi * 10 * t[lead_in:lead_in + n_vol * SPV])
+    scan = slice(lead_in, lead_in + n_vol * SPV)
+    x[scan] = 1e-5 * np.sin(2 * np.pi * 10 * t[scan])
     onsets = [lead_in + j * SPV for j in range(n_vol)]
     rec = read_brainvision(_write_eeg(tmp_path, x[None], onsets))
     on = volume_onsets(rec, TR, n_vol, alignment="markers", marker="R128")

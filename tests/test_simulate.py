@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from eeg2fmri.data.readers import find_markers, read_brainvision, read_bold
+from eeg2fmri.data.readers import find_markers, read_bold, read_brainvision
 from eeg2fmri.data.sim_settings import CHANNELS, SOURCES
 from eeg2fmri.data.simulate import SimConfig, footprints, hrf, simulate_subject
 

@@ -20,6 +20,7 @@ class TrainConfig:
     patience: int = 0  # epochs without validation improvement before stopping; 0: never stop
     seed: int = 0
     amp: bool = True  # only on CUDA
+    ssim_weight: float = 0.5  # loss = w * (1 - SSIM) + (1 - w) * MSE (papers: 0.5)
 
 
 FEATURE_DEFAULTS = {"n_bins": 249, "context": 20, "eeg_norm": "log_standard"}
@@ -58,3 +59,23 @@ def train_config(spec: dict[str, Any]) -> TrainConfig:
 
 def fingerprint(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def config_errors(cfg: dict[str, Any], schema_path: str) -> list[str]:
+    """One short line per schema violation, naming the config key (e.g. `training.epochs`)."""
+    import jsonschema
+    import yaml
+
+    with open(schema_path) as f:
+        schema = yaml.safe_load(f)
+    validator = jsonschema.Draft202012Validator(schema)
+    lines = []
+    for err in sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path)):
+        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            lines.append(f"config key {'.'.join([*map(str, err.absolute_path), extra[0]])!r}"
+                         f" is not a known setting" if extra else f"{key}: {err.message}")
+        else:
+            lines.append(f"config key {key!r}: {err.message}")
+    return lines

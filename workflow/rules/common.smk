@@ -11,6 +11,8 @@ RAW = f"{DATA}/raw"
 FEATURES = f"{DATA}/features"
 PKG = Path(workflow.basedir) / "src" / "eeg2fmri"
 FEATURE_FILES = ["eeg.npy", "bold.npy", "mask.npy", "meta.json"]
+# Software environment of every rule, used with --software-deployment-method conda.
+ENV = str(Path(workflow.basedir) / "envs" / f"eeg2fmri-{config['software_env']}.yaml")
 
 
 wildcard_constraints:
@@ -67,3 +69,15 @@ def preprocess_settings():
 
 def spec_json(wildcards):
     return json.dumps(train_spec(config, wildcards.model), sort_keys=True)
+
+
+def raw_inputs(wildcards):
+    ds = dataset(wildcards.dataset)
+    root = Path(RAW) / wildcards.dataset
+    return {"eeg": str(ds.eeg_path(root, wildcards.subject)),
+            "bold": str(ds.bold_path(root, wildcards.subject))}
+
+
+def fold_metrics(wildcards):
+    return expand(f"{RESULTS}/{wildcards.dataset}/{{model}}/fold-{{subject}}/metrics.json",
+                  model=config["models"], subject=test_subjects(wildcards.dataset))

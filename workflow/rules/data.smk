@@ -12,9 +12,12 @@ rule simulate:
         code("data"),
     params:
         settings=lambda w: json.dumps(config["simulation"], sort_keys=True),
+        out=lambda w, output: str(Path(output.description).parent),
     log:
         "logs/sim/simulate.log",
     benchmark:
         "logs/sim/simulate.benchmark.tsv"
+    conda:
+        ENV
     shell:
-        "eeg2fmri simulate --out {RAW}/sim --settings {params.settings:q} > {log} 2>&1"
+        "eeg2fmri simulate --out {params.out} --settings {params.settings:q} > {log} 2>&1"

@@ -21,6 +21,8 @@ rule evaluate:
         f"logs/{{dataset}}/evaluate/{{model}}/{{fold}}.log",
     benchmark:
         f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/evaluate.benchmark.tsv"
+    conda:
+        ENV
     shell:
         "eeg2fmri evaluate --model {input.model} --test-features {params.test_dir}"
         " --metrics {output.metrics} --predictions {output.predictions}"

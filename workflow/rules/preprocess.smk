@@ -2,12 +2,6 @@
 # scaled to [0, 1]; written to the features store.
 
 
-def raw_inputs(wildcards):
-    ds = dataset(wildcards.dataset)
-    root = Path(RAW) / wildcards.dataset
-    return {"eeg": str(ds.eeg_path(root, wildcards.subject)),
-            "bold": str(ds.bold_path(root, wildcards.subject))}
-
 
 rule preprocess:
     input:
@@ -17,11 +11,15 @@ rule preprocess:
         multiext(f"{FEATURES}/{{dataset}}/{{subject}}/", *FEATURE_FILES),
     params:
         settings=lambda w: preprocess_settings(),
+        raw=lambda w: f"{RAW}/{w.dataset}",
+        out=lambda w: f"{FEATURES}/{w.dataset}/{w.subject}",
     log:
         "logs/{dataset}/preprocess/{subject}.log",
     benchmark:
         "logs/{dataset}/preprocess/{subject}.benchmark.tsv"
+    conda:
+        ENV
     shell:
-        "eeg2fmri preprocess --dataset {wildcards.dataset} --raw {RAW}/{wildcards.dataset}"
-        " --subject {wildcards.subject} --out {FEATURES}/{wildcards.dataset}/{wildcards.subject}"
-        " --config {params.settings:q} > {log} 2>&1"
+        "eeg2fmri preprocess --dataset {wildcards.dataset} --raw {params.raw}"
+        " --subject {wildcards.subject} --out {params.out} --config {params.settings:q}"
+        " > {log} 2>&1"

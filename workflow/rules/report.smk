@@ -2,10 +2,6 @@
 # baseline) and figures, all included in `snakemake --report report.html`.
 
 
-def fold_metrics(wildcards):
-    return expand(f"{RESULTS}/{wildcards.dataset}/{{model}}/fold-{{subject}}/metrics.json",
-                  model=config["models"], subject=test_subjects(wildcards.dataset))
-
 
 rule aggregate:
     input:
@@ -23,8 +19,12 @@ rule aggregate:
                       caption="../report/metrics.rst", category="{dataset}", labels={"figure": "metrics"}),
         curves=report(f"{RESULTS}/{{dataset}}/summary/curves.png",
                       caption="../report/curves.rst", category="{dataset}", labels={"figure": "curves"}),
+    params:
+        features=lambda w: f"{FEATURES}/{w.dataset}",
     log:
         "logs/{dataset}/aggregate.log",
+    conda:
+        ENV
     shell:
-        "eeg2fmri aggregate --metrics {input.metrics} --features {FEATURES}/{wildcards.dataset}"
+        "eeg2fmri aggregate --metrics {input.metrics} --features {params.features}"
         " --out $(dirname {output.table}) > {log} 2>&1"

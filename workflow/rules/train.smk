@@ -15,6 +15,7 @@ rule train:
         subjects=lambda w: " ".join(subjects(w.dataset)),
         test=lambda w: fold_of(w).test,
         device=config["device"],
+        features=lambda w: f"{FEATURES}/{w.dataset}",
     threads: config["threads"]
     resources:
         gpu=1,
@@ -24,7 +25,9 @@ rule train:
         f"logs/{{dataset}}/train/{{model}}/{{fold}}.log",
     benchmark:
         f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/train.benchmark.tsv"
+    conda:
+        ENV
     shell:
-        "eeg2fmri train --features {FEATURES}/{wildcards.dataset} --subjects {params.subjects}"
+        "eeg2fmri train --features {params.features} --subjects {params.subjects}"
         " --test {params.test} --spec {params.spec:q} --out $(dirname {output.model})"
         " --device {params.device} --threads {threads} > {log} 2>&1"

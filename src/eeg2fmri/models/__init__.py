@@ -8,8 +8,10 @@ from torch import nn
 
 from eeg2fmri.models.controls import MeanVolume
 from eeg2fmri.models.e2fnet import E2fNet
+from eeg2fmri.models.ridge import BandRidge
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"e2fnet": E2fNet, "mean_volume": MeanVolume}
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "e2fnet": E2fNet, "mean_volume": MeanVolume, "band_ridge": BandRidge}
 
 
 def build_model(arch: str, *, n_channels: int, n_freqs: int, out_shape: tuple[int, int, int],

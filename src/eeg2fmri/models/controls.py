@@ -18,9 +18,9 @@ class MeanVolume(nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.zeros(out_shape))
 
-    def fit(self, volumes: Iterable[torch.Tensor]) -> None:
+    def fit(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
         total, n = torch.zeros_like(self.mean, dtype=torch.float64), 0
-        for v in volumes:  # batches [B, D, H, W]
+        for _, v in batches:  # volumes [B, D, H, W]
             total += v.double().sum(0)
             n += v.shape[0]
         self.mean.copy_((total / max(n, 1)).float())

@@ -76,7 +76,7 @@ def fit(model: nn.Module, train: PairDataset, val: PairDataset, cfg: TrainConfig
     """
     model.to(device)
     if getattr(model, "closed_form", False):
-        model.fit(y for _, y in train.batches(cfg.batch_size))
+        model.fit(train.batches(cfg.batch_size))
         val_loss = evaluate_loss(model, val, cfg.batch_size, device)
         _write_log(log_path, [{"epoch": 0, "train_loss": math.nan, "val_loss": val_loss,
                                "lr": 0.0, "seconds": 0.0, "best": 1}])
@@ -92,6 +92,7 @@ def fit(model: nn.Module, train: PairDataset, val: PairDataset, cfg: TrainConfig
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     loss_fn = getattr(model, "training_loss", None)
+    w_ssim = cfg.ssim_weight
 
     ckpt = checkpoint_dir / "last.pt"
     start, best_val, best_epoch, best_state, rows = 1, math.inf, 0, None, []
@@ -120,7 +121,7 @@ def fit(model: nn.Module, train: PairDataset, val: PairDataset, cfg: TrainConfig
         for x, y in bar:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                loss = loss_fn((x, y)) if loss_fn else ssim_mse_loss(model(x), y)
+                loss = loss_fn((x, y)) if loss_fn else ssim_mse_loss(model(x), y, w_ssim)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)

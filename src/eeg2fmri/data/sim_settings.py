@@ -1,0 +1,43 @@
+"""Settings of the simulated dataset, importable without the simulator's heavy dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Channel order: the 19 electrodes of the 10-20 system first, then 10-10 positions.
+CHANNELS = (
+    "Fp1 Fp2 F7 F3 Fz F4 F8 T7 C3 Cz C4 T8 P7 P3 Pz P4 P8 O1 O2 "
+    "AF3 AF4 FC5 FC1 FC2 FC6 CP5 CP1 CP2 CP6 PO3 PO4 Oz"
+).split()
+# (name, centre frequency in Hz, electrode the source lies beneath)
+SOURCES = (("alpha", 10.0, "O1"), ("beta", 20.0, "C4"), ("gamma", 40.0, "F3"), ("theta", 6.0, "Pz"))
+VOLUME_MARKER = "Response/R128"
+TASK = "rest"
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    n_subjects: int = 6
+    n_volumes: int = 160
+    tr: float = 2.0
+    fs: float = 250.0
+    n_channels: int = 19
+    n_sources: int = 3
+    grid: tuple[int, int, int] = (32, 32, 16)  # X, Y, Z voxels
+    voxel_mm: tuple[float, float, float] = (6.0, 6.0, 8.0)
+    bold_change: float = 0.15  # fractional BOLD change at a footprint's peak per SD of drive
+    footprint_mm: float = 30.0  # spatial SD of a source's BOLD footprint
+    thermal_noise: float = 0.005  # SD of BOLD noise as a fraction of mean brain intensity
+    drift: float = 0.005  # amplitude of slow drift as a fraction of intensity
+    source_uv: float = 8.0  # RMS of a source at its nearest electrode, microvolts
+    background_uv: float = 6.0  # RMS of the 1/f background per channel, microvolts
+    sensor_noise_uv: float = 1.0
+    envelope_s: float = 4.0  # time scale of the source envelopes, seconds
+    freq_jitter_hz: float = 0.3  # SD of each rhythm's slow frequency wander
+    anatomy_jitter: float = 0.2  # subject deviation from the template anatomy (0: identical)
+    lead_in_s: tuple[float, float] = (2.0, 8.0)  # EEG starts this long before the first volume
+    seed: int = 0
+    subjects: list[str] = field(default_factory=list)
+
+    def subject_ids(self) -> list[str]:
+        return self.subjects or [f"sub-{i + 1:02d}" for i in range(self.n_subjects)]

@@ -1,0 +1,113 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from eeg2fmri.preprocess import store
+from eeg2fmri.training.data import EEGNorm, PairDataset
+from eeg2fmri.training.folds import loso_fold, loso_folds
+from eeg2fmri.training.loop import cosine_restarts
+from eeg2fmri.training.run import open_subjects, train_fold
+
+from .conftest import TINY, tiny_spec
+
+SUBJECTS = TINY.subject_ids()
+
+
+def test_loso_folds_keep_test_and_validation_out_of_training():
+    folds = loso_folds(SUBJECTS)
+    assert [f.test for f in folds] == SUBJECTS
+    for f in folds:
+        assert f.test not in f.train and f.val not in f.train and f.val != f.test
+        assert sorted((*f.train, f.val, f.test)) == sorted(SUBJECTS)
+        assert f.test not in f.subjects_for_training()
+    with pytest.raises(ValueError, match="at least 3"):
+        loso_fold(["sub-01", "sub-02"], "sub-01")
+
+
+def test_training_never_opens_the_test_subject(tiny_features, tmp_path, monkeypatch):
+    opened = []
+    real_open = store.SubjectFeatures.open.__func__
+
+    def spy(cls, directory, subject=None):
+        opened.append(str(directory))
+        return real_open(cls, directory, subject)
+
+    real_load = np.load
+
+    def load_spy(path, *a, **k):
+        opened.append(str(path))
+        return real_load(path, *a, **k)
+
+    monkeypatch.setattr(store.SubjectFeatures, "open", classmethod(spy))
+    monkeypatch.setattr(np, "load", load_spy)
+    fold = loso_fold(SUBJECTS, "sub-02")
+    train_fold(tiny_spec(epochs=1), fold, tiny_features, tmp_path / "out", progress=False)
+    assert opened and not [p for p in opened if "sub-02" in p]
+    assert any(fold.val in p for p in opened)
+
+
+def test_normalisation_statistics_come_from_training_subjects_only(tiny_features):
+    fold = loso_fold(SUBJECTS, "sub-01")
+    train = open_subjects(tiny_features, fold.train)
+    norm = EEGNorm.fit("log_standard", train)
+    expected = np.log1p(np.concatenate([np.asarray(s.eeg) for s in train])).mean(0)
+    np.testing.assert_allclose(norm.a, expected, rtol=1e-4)
+    paper = EEGNorm.fit("paper", train)
+    x = paper(np.concatenate([np.asarray(s.eeg) for s in train]))
+    assert np.isclose(x.min(), 0, atol=1e-6) and np.isclose(x.max(), 1, atol=1e-6)
+
+
+def test_pairs_use_the_preceding_context_and_shuffling_permutes_windows(tiny_features):
+    subj = open_subjects(tiny_features, ["sub-01"])
+    norm = EEGNorm.fit("log_standard", subj)
+    data = PairDataset(subj, 5, norm)
+    assert len(data) == TINY.n_volumes - 5
+    x, y = data.batch(np.array([0]))
+    assert x.shape == (1, 5, TINY.n_channels, 60)
+    np.testing.assert_allclose(x[0].numpy(), norm(np.asarray(subj[0].eeg[0:5])), rtol=1e-6)
+    np.testing.assert_array_equal(y[0].numpy(), subj[0].bold[5])
+    shuffled = PairDataset(subj, 5, norm, shuffle_seed=0)
+    xs, ys = shuffled.batch(np.array([0]))
+    assert torch.equal(ys, y) and not torch.equal(xs, x)
+
+
+def test_cosine_schedule_warms_up_and_restarts():
+    f = [cosine_restarts(s, 100, 10, 2) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert f[10] == pytest.approx(1.0) and f[54] < 0.01 and f[56] > 0.99
+    assert math.isclose(cosine_restarts(100, 100, 10, 2), 0.0)
+
+
+def test_resume_after_interruption_gives_the_same_weights(tiny_features, tmp_path):
+    fold = loso_fold(SUBJECTS, "sub-03")
+    spec = tiny_spec(epochs=3)
+    straight = train_fold(spec, fold, tiny_features, tmp_path / "a", progress=False)
+    assert train_fold(spec, fold, tiny_features, tmp_path / "b", stop_after_epoch=2,
+                      progress=False) is None
+    assert (tmp_path / "b" / "checkpoint" / "last.pt").is_file()
+    resumed = train_fold(spec, fold, tiny_features, tmp_path / "b", progress=False)
+    assert resumed["summary"]["epochs_run"] == 3
+    for k, v in straight["state"].items():
+        assert torch.equal(v, resumed["state"][k]), k
+    assert not (tmp_path / "b" / "checkpoint").exists()  # cleared once the model is written
+    log = (tmp_path / "b" / "train_log.csv").read_text().splitlines()
+    assert len(log) == 4 and log[0].startswith("epoch,train_loss,val_loss")
+
+
+def test_a_stale_checkpoint_of_other_settings_is_not_resumed(tiny_features, tmp_path):
+    fold = loso_fold(SUBJECTS, "sub-03")
+    train_fold(tiny_spec(epochs=2), fold, tiny_features, tmp_path, stop_after_epoch=1,
+               progress=False)
+    record = train_fold(tiny_spec(epochs=2, lr=5e-4), fold, tiny_features, tmp_path,
+                        progress=False)
+    assert record["summary"]["epochs_run"] == 2
+
+
+def test_mean_volume_control_trains_in_closed_form(tiny_features, tmp_path):
+    fold = loso_fold(SUBJECTS, "sub-01")
+    rec = train_fold(tiny_spec("mean_volume"), fold, tiny_features, tmp_path, progress=False)
+    train = open_subjects(tiny_features, fold.train)
+    expected = np.concatenate([np.asarray(s.bold[5:]) for s in train]).mean(0)
+    np.testing.assert_allclose(rec["state"]["mean"].numpy(), expected, atol=1e-5)

@@ -1,0 +1,128 @@
+"""The Snakemake workflow: lint, dry runs of the default DAG and of partial targets, config
+validation, and a tiny end-to-end run that produces the table and figures."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import REPO
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TINY_CONFIG = {
+    "simulation": {"n_subjects": 3, "n_volumes": 36, "n_channels": 6, "grid": [16, 16, 8],
+                   "voxel_mm": [12.0, 12.0, 16.0], "seed": 1},
+    "features": {"n_bins": 40, "context": 4},
+    "training": {"epochs": 2, "batch_size": 8, "warmup_steps": 2},
+    "model_settings": {"e2fnet": {"arch": "e2fnet", "width": 8}},
+}
+
+
+def run(workdir: Path, *args: str, config: dict | None = None, timeout: int = 600
+        ) -> subprocess.CompletedProcess:
+    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+    if config is not None:
+        path = workdir / "test-config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        cmd += ["--configfile", str(path)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def jobs(out: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> count."""
+    table = out.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def scheduled(out: str, rule: str, field: str = "output") -> list[list[str]]:
+    """For each scheduled job of `rule`, its input or output files."""
+    found, current = [], None
+    for line in out.splitlines():
+        if line.startswith("rule "):
+            current = line[5:].rstrip(":")
+        elif current == rule and line.startswith(f"    {field}: "):
+            found.append(line.split(": ", 1)[1].split(", "))
+    return found
+
+
+@pytest.mark.workflow
+def test_lint_is_clean(tmp_path):
+    r = run(tmp_path, "--lint")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Lints for" not in r.stdout + r.stderr
+
+
+@pytest.mark.workflow
+def test_dry_run_of_the_default_dag(tmp_path):
+    r = run(tmp_path, "-n", "--cores", "2")
+    assert r.returncode == 0, r.stderr
+    assert jobs(r.stdout) == {"simulate": 1, "preprocess": 6, "train": 24, "evaluate": 24,
+                              "aggregate": 1, "all": 1}
+
+
+@pytest.mark.workflow
+def test_one_fold_target_schedules_only_that_fold(tmp_path):
+    r = run(tmp_path, "-n", "--cores", "2", "results/sim/e2fnet/fold-sub-03/metrics.json")
+    assert r.returncode == 0, r.stderr
+    assert jobs(r.stdout) == {"simulate": 1, "preprocess": 6, "train": 1, "evaluate": 1}
+    [train_out] = scheduled(r.stdout, "train")
+    assert train_out[0] == "results/sim/e2fnet/fold-sub-03/model.pt"
+    # by construction, the train job is not even given the test subject's features
+    [train_in] = scheduled(r.stdout, "train", "input")
+    features = [f for f in train_in if f.startswith("data/features/")]
+    assert len(features) == 5 * 4 and not [f for f in features if "sub-03" in f]
+
+
+@pytest.mark.workflow
+def test_config_folds_restricts_the_folds(tmp_path):
+    r = run(tmp_path, "-n", "--cores", "2", "--config", "folds=[sub-02,sub-05]")
+    assert r.returncode == 0, r.stderr
+    counts = jobs(r.stdout)
+    assert counts["train"] == 8 and counts["evaluate"] == 8
+    assert {o[0].split("/")[3] for o in scheduled(r.stdout, "evaluate")} == {
+        "fold-sub-02", "fold-sub-05"}
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("bad,needle", [
+    ({"trainig": {}}, "config key 'trainig' is not a known setting"),
+    ({"training": {"epochs": 0}}, "config key 'training.epochs': 0 is less than the minimum"),
+    ({"features": {"eeg_norm": "zscore"}}, "config key 'features.eeg_norm'"),
+    ({"datasets": ["nope"]}, "config key 'datasets.0'"),
+    ({"model_settings": {"e2fnet": {"arch": "e2fnet", "width": 12}}},
+     "config key 'model_settings.e2fnet.width': 12 is not a multiple of 8"),
+])
+def test_a_bad_config_key_or_value_stops_the_run_naming_it(tmp_path, bad, needle):
+    r = run(tmp_path, "-n", "--cores", "1", config=bad)
+    assert r.returncode != 0
+    out = r.stdout + r.stderr  # snakemake 9 reports errors on stdout
+    assert "invalid configuration" in out and needle in out, out
+
+
+@pytest.mark.workflow
+def test_tiny_end_to_end_run_produces_the_table(tmp_path):
+    r = run(tmp_path, "--cores", "2", config=TINY_CONFIG)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = tmp_path / "results" / "sim" / "summary"
+    table = (summary / "summary.md").read_text()
+    for name in ("e2fnet", "band_ridge", "mean_volume", "shuffled_eeg", "ceiling"):
+        assert name in table
+    for fig in ("montage.png", "metrics.png", "curves.png"):
+        assert (summary / fig).stat().st_size > 1000
+    assert (tmp_path / "results/sim/e2fnet/fold-sub-01/predictions.nii.gz").is_file()
+    # nothing left to do, and a training-only edit reruns training but not preprocessing
+    again = run(tmp_path, "-n", "--cores", "2", config=TINY_CONFIG)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    edited = {**TINY_CONFIG, "model_settings": {"e2fnet": {"arch": "e2fnet", "width": 16}}}
+    r = run(tmp_path, "-n", "--cores", "2", config=edited)
+    counts = jobs(r.stdout)
+    # e2fnet and its shuffled control (same_as: e2fnet) on 3 folds
+    assert counts["train"] == 6 and "preprocess" not in counts and "simulate" not in counts
+    report = run(tmp_path, "--report", str(tmp_path / "report.html"), config=TINY_CONFIG)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert (tmp_path / "report.html").stat().st_size > 10_000
