@@ -18,7 +18,7 @@ CEILING = "ceiling (noise-free truth)"
 
 
 def per_fold_table(metric_paths: list[Path]) -> pd.DataFrame:
-    rows = []
+    rows, ceiling = [], []
     for p in metric_paths:
         m = json.loads(Path(p).read_text())
         base = {"model": m["model"], "fold": m["fold"], "test_subject": m["test_subject"]}
@@ -26,8 +26,8 @@ def per_fold_table(metric_paths: list[Path]) -> pd.DataFrame:
                      "params": m["train"].get("n_parameters"),
                      "train_s": m["train"].get("wall_s")})
         if m.get("ceiling"):
-            rows.append({**base, **m["ceiling"], "model": CEILING})
-    df = pd.DataFrame(rows)
+            ceiling.append({**base, **m["ceiling"], "model": CEILING})
+    df = pd.DataFrame(rows + ceiling)  # the ceiling (simulated data only) goes last
     return df.drop_duplicates(subset=["model", "fold"]).reset_index(drop=True)
 
 
@@ -47,7 +47,8 @@ def paired_table(df: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
         return pd.DataFrame()
     base = df[df["model"] == baseline].set_index("fold")
     rows = []
-    for model, sub in df[df["model"] != baseline].groupby("model", sort=False):
+    others = df[~df["model"].isin([baseline, CEILING])]
+    for model, sub in others.groupby("model", sort=False):
         sub = sub.set_index("fold")
         common = sub.index.intersection(base.index)
         for k in ALL:

@@ -10,6 +10,7 @@ import io
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -117,7 +118,8 @@ def fit(model: nn.Module, train: PairDataset, val: PairDataset, cfg: TrainConfig
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         running, seen = 0.0, 0
         bar = tqdm(train.batches(cfg.batch_size, gen), total=steps_per_epoch, leave=False,
-                   desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, mininterval=2.0)
+                   desc=f"epoch {epoch}/{cfg.epochs}", mininterval=2.0,
+                   disable=not (progress and sys.stderr.isatty()))  # logs get one line per epoch
         for x, y in bar:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
