@@ -10,6 +10,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
+from eeg2fmri.config import fingerprint
 from eeg2fmri.evaluation import metrics
 from eeg2fmri.io import atomic_path, write_json
 from eeg2fmri.preprocess.fmri import from_volumes
@@ -58,7 +59,8 @@ def evaluate_fold(model_path: Path, test_dir: Path, metrics_path: Path, pred_pat
         "test_subject": test.subject, "n_volumes": int(len(pred)),
         "first_volume": record["context"], "train": record["summary"],
         "predict_s_per_volume": pred_s / max(len(pred), 1), "eval_wall_s": time.time() - t0,
-        "provenance": provenance(dev),
+        "spec": record["spec"], "spec_hash": fingerprint(record["spec"]),
+        "provenance": provenance(dev), "train_provenance": record["provenance"],
     })
     write_json(metrics_path, result)
     return result
