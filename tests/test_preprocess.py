@@ -10,7 +10,7 @@ from eeg2fmri.data.readers import find_markers, read_bold, read_brainvision
 from eeg2fmri.errors import InputError
 from eeg2fmri.preprocess.eeg import volume_onsets, window_spectra
 from eeg2fmri.preprocess.fmri import from_volumes, minmax_per_volume, to_volumes
-from eeg2fmri.preprocess.store import SubjectFeatures
+from eeg2fmri.preprocess.store import SubjectFeatures, preprocess_subject
 
 from .conftest import FIXTURES, TINY
 
@@ -162,3 +162,13 @@ def test_find_markers_matches_type_and_description(tmp_path):
     assert list(find_markers(rec, "Response/R128")) == [10, 510]
     assert list(find_markers(rec, "R128")) == [10, 510]
     assert find_markers(rec, "S  1").size == 0
+
+
+def test_too_many_frequency_bins_for_the_window_is_named(tiny_raw, tmp_path):
+    sub = "sub-01"
+    with pytest.raises(InputError, match=r"sub-01_task-rest_eeg\.vhdr.*features\.n_bins = 300"):
+        preprocess_subject(tiny_raw / sub / "eeg" / f"{sub}_task-rest_eeg.vhdr",
+                           tiny_raw / sub / "func" / f"{sub}_task-rest_bold.nii.gz",
+                           tmp_path / sub, tr=TINY.tr, n_bins=300, alignment="markers",
+                           marker="R128")
+    assert not (tmp_path / sub).exists()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import numpy as np
 
 from eeg2fmri.data.readers import read_bold, read_brainvision
@@ -37,16 +38,20 @@ def preprocess_subject(eeg_path: Path, bold_path: Path, out_dir: Path, *, tr: fl
     n_vol = run.data.shape[-1]
     n_win = int(round(rec.fs * tr))
     onsets = volume_onsets(rec, tr, n_vol, alignment=alignment, marker=marker)
-    fits = onsets + n_win <= rec.data.shape[1]
-    if fits.sum() < len(onsets):
-        onsets = onsets[fits]
+    if n_bins > n_win // 2:
+        raise InputError(eeg_path, f"features.n_bins = {n_bins} but a {n_win}-sample window "
+                                   f"(fs {rec.fs:g} Hz x TR {tr:g} s) has {n_win // 2} bins "
+                                   "above DC")
+    onsets = onsets[onsets + n_win <= rec.data.shape[1]]  # volumes whose window the EEG covers
     n = len(onsets)
     if n < 2:
         raise InputError(eeg_path, f"only {n} volume(s) have a complete EEG window")
     spectra = window_spectra(rec.data * 1e6, onsets, n_win, (1, 1 + n_bins))
     vols = minmax_per_volume(to_volumes(run.data[..., :n]))
     if mask_path is not None:
-        mask = to_volumes(np.asarray(read_bold_like(mask_path)) > 0.5)
+        if not Path(mask_path).is_file():
+            raise InputError(mask_path, "brain mask file does not exist")
+        mask = to_volumes(np.asarray(nib.load(mask_path).dataobj) > 0.5)
     else:
         mask = vols.mean(0) > mask_threshold
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -66,14 +71,6 @@ def preprocess_subject(eeg_path: Path, bold_path: Path, out_dir: Path, *, tr: fl
     }
     write_json(out_dir / "meta.json", meta)
     return meta
-
-
-def read_bold_like(path: Path) -> np.ndarray:
-    import nibabel as nib
-
-    if not Path(path).is_file():
-        raise InputError(path, "file does not exist")
-    return np.asarray(nib.load(path).dataobj)
 
 
 @dataclass
