@@ -51,3 +51,34 @@ def test_band_ridge_recovers_a_linear_band_power_relation():
     pred = m(x[200:])
     err = (pred - y[200:]).pow(2).mean() / (y[200:] - y[200:].mean(0)).pow(2).mean()
     assert err < 0.05
+
+
+@pytest.mark.parametrize("channels,depth,grid", [(43, 32, 64), (64, 30, 64), (19, 16, 32)])
+def test_spec2vol_shapes(channels, depth, grid):
+    model = build_model("spec2vol", n_channels=channels, n_freqs=249,
+                        out_shape=(depth, grid, grid), context=20, embed=16, heads=2,
+                        dims=(8, 16), depths=(1, 1), dec_depths=(1, 1))
+    with torch.no_grad():
+        y = model(torch.randn(2, 20, channels, 249))
+    assert y.shape == (2, depth, grid, grid)
+    assert float(y.min()) >= 0 and float(y.max()) <= 1
+
+
+def test_spec2vol_paper_configuration_parameter_count():
+    """The reference code's defaults give ~45.9 M parameters."""
+    model = build_model("spec2vol", n_channels=64, n_freqs=249, out_shape=(30, 64, 64),
+                        context=20)
+    assert 45.5e6 < count_parameters(model) < 46.5e6
+
+
+def test_spec2vol_attention_axis_is_explicit():
+    kw = dict(n_channels=8, n_freqs=40, out_shape=(4, 16, 16), context=5, embed=8, heads=2,
+              dims=(8, 16), depths=(1, 1), dec_depths=(1, 1))
+    freq = build_model("spec2vol", axis="frequency", **kw)
+    elec = build_model("spec2vol", axis="electrode", **kw)
+    x = torch.randn(1, 5, 8, 40)
+    h_freq = freq.blocks(freq.proj(x))
+    h_elec = elec.blocks(elec.proj(x))
+    assert h_freq.shape[-2:] == (8, 10) and h_elec.shape[-2:] == (2, 40)
+    with pytest.raises(ValueError, match="axis"):
+        build_model("spec2vol", axis="time", **kw)

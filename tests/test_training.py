@@ -111,3 +111,13 @@ def test_mean_volume_control_trains_in_closed_form(tiny_features, tmp_path):
     train = open_subjects(tiny_features, fold.train)
     expected = np.concatenate([np.asarray(s.bold[5:]) for s in train]).mean(0)
     np.testing.assert_allclose(rec["state"]["mean"].numpy(), expected, atol=1e-5)
+
+
+def test_spec2vol_trains_through_the_same_loop(tiny_features, tmp_path):
+    spec = tiny_spec(epochs=1)
+    spec.update(name="spec2vol", arch="spec2vol",
+                params={"embed": 8, "heads": 2, "dims": [8, 16], "depths": [1, 1],
+                        "dec_depths": [1, 1]})
+    rec = train_fold(spec, loso_fold(SUBJECTS, "sub-01"), tiny_features, tmp_path,
+                     progress=False)
+    assert rec["summary"]["epochs_run"] == 1 and np.isfinite(rec["summary"]["best_val_loss"])
