@@ -72,10 +72,13 @@ def spec_json(wildcards):
 
 
 def raw_inputs(wildcards):
+    """The subject's EEG header, BOLD run and (simulated data) ground-truth derivatives."""
     ds = dataset(wildcards.dataset)
     root = Path(RAW) / wildcards.dataset
-    return {"eeg": str(ds.eeg_path(root, wildcards.subject)),
-            "bold": str(ds.bold_path(root, wildcards.subject))}
+    files = {"eeg": ds.eeg_path(root, wildcards.subject),
+             "bold": ds.bold_path(root, wildcards.subject),
+             **ds.truth_paths(root, wildcards.subject)}
+    return {k: str(v) for k, v in files.items()}
 
 
 def fold_metrics(wildcards):

@@ -3,10 +3,12 @@
 
 rule simulate:
     output:
-        eeg=expand(f"{RAW}/sim/{{subject}}/eeg/{{subject}}_task-rest_eeg.vhdr",
-                   subject=subjects("sim")),
+        eeg=expand(f"{RAW}/sim/{{subject}}/eeg/{{subject}}_task-rest_eeg.{{ext}}",
+                   subject=subjects("sim"), ext=["vhdr", "vmrk", "eeg"]),
         bold=expand(f"{RAW}/sim/{{subject}}/func/{{subject}}_task-rest_bold.nii.gz",
                     subject=subjects("sim")),
+        truth=[str(p) for s in subjects("sim")
+               for p in dataset("sim").truth_paths(Path(RAW) / "sim", s).values()],
         description=f"{RAW}/sim/dataset_description.json",
     input:
         code("data"),

@@ -42,6 +42,12 @@ def affine(cfg: SimConfig) -> np.ndarray:
     return a
 
 
+def _voxel_mm(cfg: SimConfig) -> np.ndarray:
+    """RAS mm coordinates of every voxel centre, [X, Y, Z, 3]."""
+    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in cfg.grid], indexing="ij"), axis=-1)
+    return ijk @ affine(cfg)[:3, :3].T + affine(cfg)[:3, 3]
+
+
 def electrode_positions(names: list[str]) -> np.ndarray:
     """Electrode positions (m, head frame) on a 95 mm sphere from MNE's spherical 10-20 montage."""
     pos = mne.channels.make_standard_montage("spherical_1020").get_positions()["ch_pos"]
@@ -83,8 +89,7 @@ def _brain(cfg: SimConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
         f += jit * ndimage.gaussian_filter(rng.standard_normal(cfg.grid), sigma)
         return f / f.std()
 
-    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in cfg.grid], indexing="ij"), axis=-1)
-    xyz = ijk @ affine(cfg)[:3, :3].T + affine(cfg)[:3, 3]
+    xyz = _voxel_mm(cfg)
     radii = np.array([68.0, 82.0, 58.0]) * (1 + 0.04 * jit * rng.uniform(-1, 1, 3))
     rho = np.sqrt(((xyz / radii) ** 2).sum(-1)) + 0.03 * np.clip(field(2.0), -2, 2)
     mask = rho < 1.0
@@ -114,12 +119,9 @@ def _background_dipoles(cfg: SimConfig, n: int = 40) -> tuple[np.ndarray, np.nda
 def footprints(cfg: SimConfig, mask: np.ndarray) -> np.ndarray:
     """Spatial footprint of each source's BOLD response, [K, X, Y, Z], peak 1, inside the mask."""
     pos, _, _ = _sources(cfg)
-    inv = np.linalg.inv(affine(cfg))
-    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in cfg.grid], indexing="ij"), axis=-1)
-    xyz = ijk @ affine(cfg)[:3, :3].T + affine(cfg)[:3, 3]
+    xyz = _voxel_mm(cfg)
     out = []
     for p in pos * 1000.0:
-        assert np.all(np.abs(inv[:3, :3] @ p + inv[:3, 3]) < np.asarray(cfg.grid) * 2)
         d2 = ((xyz - p) ** 2).sum(-1)
         out.append(np.exp(-d2 / (2 * cfg.footprint_mm**2)) * mask)
     return np.array(out)

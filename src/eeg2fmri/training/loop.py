@@ -55,13 +55,13 @@ def _save(obj: Any, path: Path) -> None:
 
 
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, data: PairDataset, batch_size: int, device: torch.device
-                  ) -> float:
+def evaluate_loss(model: nn.Module, data: PairDataset, batch_size: int, device: torch.device,
+                  ssim_weight: float = 0.5) -> float:
     model.eval()
     total, n = 0.0, 0
     for x, y in data.batches(batch_size):
         pred = model(x.to(device))
-        total += float(ssim_mse_loss(pred, y.to(device))) * len(x)
+        total += float(ssim_mse_loss(pred, y.to(device), ssim_weight)) * len(x)
         n += len(x)
     return total / max(n, 1)
 
@@ -78,7 +78,7 @@ def fit(model: nn.Module, train: PairDataset, val: PairDataset, cfg: TrainConfig
     model.to(device)
     if getattr(model, "closed_form", False):
         model.fit(train.batches(cfg.batch_size))
-        val_loss = evaluate_loss(model, val, cfg.batch_size, device)
+        val_loss = evaluate_loss(model, val, cfg.batch_size, device, cfg.ssim_weight)
         _write_log(log_path, [{"epoch": 0, "train_loss": math.nan, "val_loss": val_loss,
                                "lr": 0.0, "seconds": 0.0, "best": 1}])
         return {"best_state": model.state_dict(), "best_epoch": 0, "epochs_run": 0,
@@ -93,7 +93,6 @@ def fit(model: nn.Module, train: PairDataset, val: PairDataset, cfg: TrainConfig
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     loss_fn = getattr(model, "training_loss", None)
-    w_ssim = cfg.ssim_weight
 
     ckpt = checkpoint_dir / "last.pt"
     start, best_val, best_epoch, best_state, rows = 1, math.inf, 0, None, []
@@ -104,7 +103,7 @@ def fit(model: nn.Module, train: PairDataset, val: PairDataset, cfg: TrainConfig
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
-            torch.set_rng_state(state["rng_cpu"])
+            torch.set_rng_state(state["rng_cpu"].cpu())
             start, best_val, best_epoch = state["epoch"] + 1, state["best_val"], state["best_epoch"]
             best_state, rows = state["best_state"], state["rows"]
             print(f"resuming from {ckpt} at epoch {start}", flush=True)
@@ -123,7 +122,7 @@ def fit(model: nn.Module, train: PairDataset, val: PairDataset, cfg: TrainConfig
         for x, y in bar:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                loss = loss_fn((x, y)) if loss_fn else ssim_mse_loss(model(x), y, w_ssim)
+                loss = loss_fn((x, y)) if loss_fn else ssim_mse_loss(model(x), y, cfg.ssim_weight)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
@@ -134,7 +133,7 @@ def fit(model: nn.Module, train: PairDataset, val: PairDataset, cfg: TrainConfig
             running += float(loss.detach()) * len(x)
             seen += len(x)
             bar.set_postfix(loss=f"{running / seen:.4f}")
-        val_loss = evaluate_loss(model, val, cfg.batch_size, device)
+        val_loss = evaluate_loss(model, val, cfg.batch_size, device, cfg.ssim_weight)
         improved = val_loss < best_val
         if improved:
             best_val, best_epoch = val_loss, epoch
