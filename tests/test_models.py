@@ -82,3 +82,12 @@ def test_spec2vol_attention_axis_is_explicit():
     assert h_freq.shape[-2:] == (8, 10) and h_elec.shape[-2:] == (2, 40)
     with pytest.raises(ValueError, match="axis"):
         build_model("spec2vol", axis="time", **kw)
+
+
+def test_cli_prints_the_paper_parameter_counts(capsys):
+    from eeg2fmri.cli import main
+
+    assert main(["params", "--arch", "spec2vol"]) == 0
+    assert "spec2vol: 46,040,126 trainable parameters" in capsys.readouterr().out
+    assert main(["params", "--arch", "e2fnet", "--params", '{"width": 256}']) == 0
+    assert "e2fnet: 15,740,062 trainable parameters" in capsys.readouterr().out
