@@ -1,0 +1,90 @@
+"""Checksummed, resumable, atomic downloads over HTTP(S).
+
+A file is streamed to `<dest>.part` (resumed with an HTTP Range request when a previous attempt
+left one), verified, then renamed onto `<dest>`: a partial download never looks complete. The
+SHA-256 of every file is recorded in a JSON manifest after its first download and verified
+whenever the file is reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+from eeg2fmri.errors import InputError
+from eeg2fmri.io import write_json
+
+CHUNK = 1 << 20
+
+
+class DownloadError(InputError):
+    """A download failed; the message names the URL."""
+
+
+def sha256sum(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_manifest(path: Path | None) -> dict[str, str]:
+    if path is None or not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def download(url: str, dest: str | Path, *, manifest: str | Path | None = None,
+             sha256: str | None = None, timeout: float = 30.0, progress: bool = True) -> Path:
+    """Fetch `url` to `dest` unless a verified copy is already there; returns `dest`."""
+    dest = Path(dest)
+    manifest = Path(manifest) if manifest is not None else None
+    known = _read_manifest(manifest)
+    key = dest.name if manifest is None else os.path.relpath(dest, manifest.parent)
+    expected = sha256 or known.get(key)
+    if dest.is_file():
+        if expected is None or sha256sum(dest) == expected:
+            return dest
+        raise DownloadError(dest, f"SHA-256 does not match the recorded {expected[:12]}…; "
+                                  "delete the file to download it again")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    start = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and start:  # the .part is already complete
+            response = None
+        else:
+            raise DownloadError(None, f"{url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise DownloadError(None, f"{url}: host unreachable or not responding ({reason})") from None
+    if response is not None:
+        with response:
+            resumed = start > 0 and response.status == 206
+            total = response.headers.get("Content-Length")
+            total = int(total) + (start if resumed else 0) if total else None
+            with open(part, "ab" if resumed else "wb") as f, tqdm(
+                    total=total, initial=start if resumed else 0, unit="B", unit_scale=True,
+                    desc=dest.name, disable=not progress, leave=False) as bar:
+                for block in iter(lambda: response.read(CHUNK), b""):
+                    f.write(block)
+                    bar.update(len(block))
+    digest = sha256sum(part)
+    if expected is not None and digest != expected:
+        part.unlink()
+        raise DownloadError(None, f"{url}: SHA-256 {digest[:12]}… does not match the expected "
+                                  f"{expected[:12]}…; the partial file was removed")
+    os.replace(part, dest)
+    if manifest is not None and key not in known:
+        write_json(manifest, {**_read_manifest(manifest), key: digest})
+    return dest
