@@ -40,18 +40,20 @@ def window_spectra(data: np.ndarray, onsets: np.ndarray, n_win: int, bins: tuple
                    chunk: int = 64) -> np.ndarray:
     """|rFFT| of the `n_win`-sample window starting at each onset, bins [lo, hi), [T, C, F].
 
-    Windows are rectangular and non-overlapping when onsets are n_win apart; computed in chunks
-    of windows so memory stays bounded for long 5 kHz recordings.
+    Windows are rectangular and non-overlapping when onsets are n_win apart. They are copied
+    slice by slice into a float32 buffer of `chunk` windows and transformed together, so memory
+    stays bounded for long 5 kHz recordings.
     """
     lo, hi = bins
     if not 0 <= lo < hi <= n_win // 2 + 1:
         raise ValueError(f"frequency bins [{lo}, {hi}) do not fit a {n_win}-sample window "
                          f"(at most {n_win // 2 + 1} bins)")
     out = np.empty((len(onsets), data.shape[0], hi - lo), dtype=np.float32)
-    offsets = np.arange(n_win)
+    buf = np.empty((min(chunk, len(onsets)), data.shape[0], n_win), dtype=np.float32)
     for start in range(0, len(onsets), chunk):
-        idx = onsets[start:start + chunk, None] + offsets  # [t, n_win]
-        windows = data[:, idx]  # [C, t, n_win]
-        mag = np.abs(fft.rfft(windows, axis=-1, workers=-1))[..., lo:hi]
-        out[start:start + chunk] = mag.transpose(1, 0, 2)
+        part = onsets[start:start + chunk]
+        for i, o in enumerate(part):
+            buf[i] = data[:, o:o + n_win]
+        spec = fft.rfft(buf[:len(part)], axis=-1, workers=-1)
+        out[start:start + len(part)] = np.abs(spec[..., lo:hi])
     return out
