@@ -71,11 +71,11 @@ def config_errors(cfg: dict[str, Any], schema_path: str) -> list[str]:
     validator = jsonschema.Draft202012Validator(schema)
     lines = []
     for err in sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path)):
-        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        if err.validator == "additionalProperties":
-            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-            lines.append(f"config key {'.'.join([*map(str, err.absolute_path), extra[0]])!r}"
-                         f" is not a known setting" if extra else f"{key}: {err.message}")
+        path = [str(p) for p in err.absolute_path]
+        extra = (sorted(set(err.instance) - set(err.schema.get("properties", {})))
+                 if err.validator == "additionalProperties" else [])
+        if extra:
+            lines.append(f"config key {'.'.join([*path, extra[0]])!r} is not a known setting")
         else:
-            lines.append(f"config key {key!r}: {err.message}")
+            lines.append(f"config key {'.'.join(path) or '(top level)'!r}: {err.message}")
     return lines

@@ -3,14 +3,15 @@ import json
 
 from eeg2fmri.config import train_spec
 from eeg2fmri.data.datasets import get_dataset
-from eeg2fmri.training.folds import fold_name, loso_fold
+from eeg2fmri.preprocess import STORE_FILES
+from eeg2fmri.training.folds import loso_fold
 
 DATA = config["data_root"]
 RESULTS = config["results_root"]
 RAW = f"{DATA}/raw"
 FEATURES = f"{DATA}/features"
 PKG = Path(workflow.basedir) / "src" / "eeg2fmri"
-FEATURE_FILES = ["eeg.npy", "bold.npy", "mask.npy", "meta.json"]
+FEATURE_FILES = list(STORE_FILES)
 # Software environment of every rule, used with --software-deployment-method conda.
 ENV = str(Path(workflow.basedir) / "envs" / f"eeg2fmri-{config['software_env']}.yaml")
 

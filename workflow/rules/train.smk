@@ -6,7 +6,7 @@
 rule train:
     input:
         features=lambda w: features_of(w.dataset, fold_of(w).subjects_for_training()),
-        code=code("models", "training", "preprocess/store.py"),
+        code=code("models", "training", "preprocess/__init__.py", "preprocess/store.py"),
     output:
         model=f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/model.pt",
         log_csv=f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/train_log.csv",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eeg2fmri.data import sim_settings as simulate
+from eeg2fmri.data import sim_settings
 
 
 @dataclass(frozen=True)
@@ -37,18 +37,18 @@ class DatasetSpec:
                 "mask": d / f"{subject}_desc-brain_mask.nii.gz"}
 
 
-def sim_config(cfg: dict[str, Any]) -> simulate.SimConfig:
+def sim_config(cfg: dict[str, Any]) -> sim_settings.SimConfig:
     """The simulator's settings from the validated workflow config's `simulation` section."""
     s = dict(cfg.get("simulation", {}))
     for key in ("grid", "voxel_mm", "lead_in_s"):
         if key in s:
             s[key] = tuple(s[key])
-    return simulate.SimConfig(**s)
+    return sim_settings.SimConfig(**s)
 
 
 def get_dataset(name: str, cfg: dict[str, Any]) -> DatasetSpec:
     if name == "sim":
         sc = sim_config(cfg)
-        return DatasetSpec("sim", sc.tr, tuple(sc.subject_ids()), simulate.TASK,
-                           simulate.VOLUME_MARKER, "markers", simulated=True)
+        return DatasetSpec("sim", sc.tr, tuple(sc.subject_ids()), sim_settings.TASK,
+                           sim_settings.VOLUME_MARKER, "markers", simulated=True)
     raise KeyError(f"unknown dataset {name!r}; known: sim")

@@ -22,10 +22,9 @@ import numpy as np
 from eeg2fmri.data.readers import read_bold, read_brainvision
 from eeg2fmri.errors import InputError
 from eeg2fmri.io import save_npy, write_json
+from eeg2fmri.preprocess import STORE_FILES
 from eeg2fmri.preprocess.eeg import volume_onsets, window_spectra
 from eeg2fmri.preprocess.fmri import minmax_per_volume, to_volumes
-
-FILES = ("eeg.npy", "bold.npy", "mask.npy", "meta.json")
 
 
 def preprocess_subject(eeg_path: Path, bold_path: Path, out_dir: Path, *, tr: float,
@@ -87,7 +86,7 @@ class SubjectFeatures:
     @classmethod
     def open(cls, directory: str | Path, subject: str | None = None) -> SubjectFeatures:
         d = Path(directory)
-        for name in FILES:
+        for name in STORE_FILES:
             if not (d / name).is_file():
                 raise InputError(d / name, "features file missing; run the preprocess rule")
         clean = np.load(d / "clean.npy", mmap_mode="r") if (d / "clean.npy").is_file() else None
