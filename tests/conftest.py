@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,15 @@ from eeg2fmri.data.datasets import DatasetSpec
 from eeg2fmri.data.sim_settings import TASK, VOLUME_MARKER, SimConfig
 from eeg2fmri.data.simulate import write_dataset
 from eeg2fmri.preprocess.store import preprocess_subject
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    """The environment for workflow subprocesses: this Python's scripts (`eeg2fmri`) on PATH, as
+    after activating the venv, and no inherited GPU choice."""
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return {**env, **extra}
+
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"

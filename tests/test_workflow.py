@@ -3,6 +3,7 @@ validation, and a tiny end-to-end run that produces the table and figures."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import REPO
+from .conftest import REPO, tool_env
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TINY_CONFIG = {
@@ -23,14 +24,15 @@ TINY_CONFIG = {
 }
 
 
-def run(workdir: Path, *args: str, config: dict | None = None, timeout: int = 600
-        ) -> subprocess.CompletedProcess:
+def run(workdir: Path, *args: str, config: dict | None = None, timeout: int = 600,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
     if config is not None:
         path = workdir / "test-config.yaml"
         path.write_text(yaml.safe_dump(config))
         cmd += ["--configfile", str(path)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env=env or tool_env())
 
 
 def jobs(out: str) -> dict[str, int]:
@@ -89,6 +91,14 @@ def test_config_folds_restricts_the_folds(tmp_path):
 
 
 @pytest.mark.workflow
+def test_one_model_across_folds(tmp_path):
+    r = run(tmp_path, "-n", "--cores", "2", "--config", "models=[band_ridge]", "datasets=[sim]")
+    assert r.returncode == 0, r.stderr
+    assert jobs(r.stdout)["train"] == 6
+    assert {o[0].split("/")[2] for o in scheduled(r.stdout, "train")} == {"band_ridge"}
+
+
+@pytest.mark.workflow
 @pytest.mark.parametrize("bad,needle", [
     ({"trainig": {}}, "config key 'trainig' is not a known setting"),
     ({"training": {"epochs": 0}}, "config key 'training.epochs': 0 is less than the minimum"),
@@ -106,8 +116,14 @@ def test_a_bad_config_key_or_value_stops_the_run_naming_it(tmp_path, bad, needle
 
 @pytest.mark.workflow
 def test_tiny_end_to_end_run_produces_the_table(tmp_path):
-    r = run(tmp_path, "--cores", "2", config=TINY_CONFIG)
+    # as on a workstation with two GPUs: every train/evaluate job leases one of them
+    env = tool_env(EEG2FMRI_GPUS="0,1", EEG2FMRI_GPU_LOCK_DIR=str(tmp_path / "gpu-locks"))
+    r = run(tmp_path, "--cores", "2", "--resources", "gpu=2", config=TINY_CONFIG, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
+    for fold in (tmp_path / "results/sim").glob("*/fold-*/metrics.json"):
+        m = json.loads(fold.read_text())
+        assert m["provenance"]["cuda_visible_devices"] in ("0", "1")
+        assert m["train_provenance"]["cuda_visible_devices"] in ("0", "1")
     summary = tmp_path / "results" / "sim" / "summary"
     table = (summary / "summary.md").read_text()
     for name in ("e2fnet", "band_ridge", "mean_volume", "shuffled_eeg", "ceiling"):

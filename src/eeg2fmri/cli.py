@@ -15,11 +15,18 @@ def _json(text: str) -> Any:
     return json.loads(text)
 
 
-def _set_threads(n: int | None) -> None:
-    if n:
+def _prepare_device(device: str, threads: int | None) -> None:
+    """Lease a GPU (one per job, see gpu_lease) before CUDA starts, and set CPU threads."""
+    if device in ("auto", "cuda"):  # an explicit cuda:N is the user's choice
+        from eeg2fmri.gpu_lease import lease_gpu
+
+        gpu = lease_gpu()
+        if gpu is not None:
+            print(f"leased GPU {gpu}", file=sys.stderr)
+    if threads:
         import torch
 
-        torch.set_num_threads(n)
+        torch.set_num_threads(threads)
 
 
 def cmd_simulate(a: argparse.Namespace) -> None:
@@ -50,7 +57,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     from eeg2fmri.training.folds import loso_fold
     from eeg2fmri.training.run import train_fold
 
-    _set_threads(a.threads)
+    _prepare_device(a.device, a.threads)
     fold = loso_fold(a.subjects, a.test)
     record = train_fold(a.spec, fold, a.features, a.out, device=a.device,
                         progress=not a.no_progress)
@@ -64,7 +71,7 @@ def cmd_train(a: argparse.Namespace) -> None:
 def cmd_evaluate(a: argparse.Namespace) -> None:
     from eeg2fmri.evaluation.predict import evaluate_fold
 
-    _set_threads(a.threads)
+    _prepare_device(a.device, a.threads)
     r = evaluate_fold(a.model, a.test_features, a.metrics, a.predictions, device=a.device)
     print(f"{r['model']} {r['fold']}: " + ", ".join(f"{k} {v:.4f}" for k, v in r["mean"].items()))
 

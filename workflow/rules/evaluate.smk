@@ -15,8 +15,8 @@ rule evaluate:
     threads: config["threads"]
     resources:
         gpu=1,
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=lambda w, attempt: 4000 * attempt,  # a retry (--retries) gets more
+        runtime=lambda w, attempt: 30 * attempt,  # minutes
     log:
         f"logs/{{dataset}}/evaluate/{{model}}/{{fold}}.log",
     benchmark:

@@ -19,8 +19,8 @@ rule train:
     threads: config["threads"]
     resources:
         gpu=1,
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=lambda w, attempt: 4000 * attempt,  # a retry (--retries) gets more
+        runtime=lambda w, attempt: 120 * attempt,  # minutes
     log:
         f"logs/{{dataset}}/train/{{model}}/{{fold}}.log",
     benchmark:

@@ -89,7 +89,18 @@ class SubjectFeatures:
         for name in STORE_FILES:
             if not (d / name).is_file():
                 raise InputError(d / name, "features file missing; run the preprocess rule")
-        clean = np.load(d / "clean.npy", mmap_mode="r") if (d / "clean.npy").is_file() else None
-        return cls(subject or d.name, np.load(d / "eeg.npy", mmap_mode="r"),
-                   np.load(d / "bold.npy", mmap_mode="r"), np.load(d / "mask.npy"),
-                   json.loads((d / "meta.json").read_text()), clean)
+        try:
+            meta = json.loads((d / "meta.json").read_text())
+        except (ValueError, OSError) as e:
+            raise InputError(d / "meta.json", f"not readable JSON ({e}); rerun preprocess") from e
+        clean = _load(d / "clean.npy", "r") if (d / "clean.npy").is_file() else None
+        return cls(subject or d.name, _load(d / "eeg.npy", "r"), _load(d / "bold.npy", "r"),
+                   _load(d / "mask.npy", None), meta, clean)
+
+
+def _load(path: Path, mmap_mode: str | None) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode=mmap_mode)
+    except (ValueError, OSError, EOFError) as e:
+        raise InputError(path, f"not a readable .npy array ({e}); rerun the preprocess rule"
+                         ) from e
