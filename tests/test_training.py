@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from eeg2fmri.evaluation.predict import evaluate_fold
 from eeg2fmri.preprocess import store
 from eeg2fmri.training.data import EEGNorm, PairDataset
 from eeg2fmri.training.folds import loso_fold, loso_folds
@@ -121,3 +122,28 @@ def test_spec2vol_trains_through_the_same_loop(tiny_features, tmp_path):
     rec = train_fold(spec, loso_fold(SUBJECTS, "sub-01"), tiny_features, tmp_path,
                      progress=False)
     assert rec["summary"]["epochs_run"] == 1 and np.isfinite(rec["summary"]["best_val_loss"])
+
+
+def test_ef_diffusion_trains_resumes_and_evaluates_through_the_same_loop(tiny_features,
+                                                                         tmp_path):
+    """Its own loss, EMA step hook and validation loss run inside the generic loop; the EMA
+    weights are part of the checkpoint, so a resumed run ends identical; evaluation samples
+    with DDIM and records how."""
+    spec = tiny_spec(epochs=2)
+    spec.update(name="ef_diffusion", arch="ef_diffusion",
+                params={"eeg_dim": 8, "channels": [4, 8], "attn_levels": 1,
+                        "eeg_conv_channels": 4, "attn_heads": 2, "sample_steps": 3})
+    fold = loso_fold(SUBJECTS, "sub-01")
+    straight = train_fold(spec, fold, tiny_features, tmp_path / "a", progress=False)
+    assert train_fold(spec, fold, tiny_features, tmp_path / "b", stop_after_epoch=1,
+                      progress=False) is None
+    resumed = train_fold(spec, fold, tiny_features, tmp_path / "b", progress=False)
+    for k, v in straight["state"].items():
+        assert torch.equal(v, resumed["state"][k]), k
+    assert any(k.startswith("ema.") for k in straight["state"])
+    assert not torch.equal(straight["state"]["ema.unet.conv_in.weight"],
+                           straight["state"]["net.unet.conv_in.weight"])
+    r = evaluate_fold(tmp_path / "a" / "model.pt", tiny_features / "sub-01",
+                      tmp_path / "metrics.json", tmp_path / "pred.nii.gz")
+    assert r["sampling"]["sampler"] == "DDIM" and r["sampling"]["steps"] == 3
+    assert r["predict_s_per_volume"] > 0 and np.isfinite(r["mean"]["ssim"])

@@ -62,5 +62,7 @@ def evaluate_fold(model_path: Path, test_dir: Path, metrics_path: Path, pred_pat
         "spec": record["spec"], "spec_hash": fingerprint(record["spec"]),
         "provenance": provenance(dev), "train_provenance": record["provenance"],
     })
+    if hasattr(model, "sampling_info"):  # generative models: how predictions were sampled
+        result["sampling"] = model.sampling_info()
     write_json(metrics_path, result)
     return result

@@ -8,11 +8,13 @@ from torch import nn
 
 from eeg2fmri.models.controls import MeanVolume
 from eeg2fmri.models.e2fnet import E2fNet
+from eeg2fmri.models.ef_diffusion import EFDiffusion
 from eeg2fmri.models.ridge import BandRidge
 from eeg2fmri.models.spec2vol import Spec2Vol
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
-    "e2fnet": E2fNet, "spec2vol": Spec2Vol, "mean_volume": MeanVolume, "band_ridge": BandRidge}
+    "e2fnet": E2fNet, "spec2vol": Spec2Vol, "ef_diffusion": EFDiffusion,
+    "mean_volume": MeanVolume, "band_ridge": BandRidge}
 
 
 def build_model(arch: str, *, n_channels: int, n_freqs: int, out_shape: tuple[int, int, int],

@@ -58,10 +58,12 @@ def _save(obj: Any, path: Path) -> None:
 def evaluate_loss(model: nn.Module, data: PairDataset, batch_size: int, device: torch.device,
                   ssim_weight: float = 0.5) -> float:
     model.eval()
+    model_loss = getattr(model, "validation_loss", None)  # e.g. a diffusion model's own loss
     total, n = 0.0, 0
     for x, y in data.batches(batch_size):
-        pred = model(x.to(device))
-        total += float(ssim_mse_loss(pred, y.to(device), ssim_weight)) * len(x)
+        x, y = x.to(device), y.to(device)
+        loss = model_loss(x, y) if model_loss else ssim_mse_loss(model(x), y, ssim_weight)
+        total += float(loss) * len(x)
         n += len(x)
     return total / max(n, 1)
 
@@ -92,7 +94,10 @@ def fit(model: nn.Module, train: PairDataset, val: PairDataset, cfg: TrainConfig
     use_amp = cfg.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    # Models may bring their own training loss and a per-step hook (a diffusion model's
+    # epsilon loss and EMA update); otherwise the papers' SSIM + MSE loss on model(x).
     loss_fn = getattr(model, "training_loss", None)
+    after_step = getattr(model, "after_step", None)
 
     ckpt = checkpoint_dir / "last.pt"
     start, best_val, best_epoch, best_state, rows = 1, math.inf, 0, None, []
@@ -122,7 +127,7 @@ def fit(model: nn.Module, train: PairDataset, val: PairDataset, cfg: TrainConfig
         for x, y in bar:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                loss = loss_fn((x, y)) if loss_fn else ssim_mse_loss(model(x), y, cfg.ssim_weight)
+                loss = loss_fn(x, y) if loss_fn else ssim_mse_loss(model(x), y, cfg.ssim_weight)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
@@ -130,6 +135,8 @@ def fit(model: nn.Module, train: PairDataset, val: PairDataset, cfg: TrainConfig
             scaler.step(opt)
             scaler.update()
             sched.step()
+            if after_step:
+                after_step()
             running += float(loss.detach()) * len(x)
             seen += len(x)
             bar.set_postfix(loss=f"{running / seen:.4f}")

@@ -1,0 +1,73 @@
+"""Inference latency per volume of each model in its paper configuration (batch 1, median).
+
+    python benchmarks/inference_latency.py [--threads 2] [--repeats 5] [--device cpu]
+
+Input as on NODDI: 64 electrodes x 249 frequency bins x 20 windows -> a 30 x 64 x 64 volume.
+Prints a Markdown table: parameters, median seconds per volume, and whether that is below one
+TR of CN-EPFL (1.28 s), the shortest TR of the papers' datasets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from eeg2fmri.models import build_model, count_parameters
+
+CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
+PAPER = {  # model_settings entries of config.yaml in their published configuration
+    "e2fnet (width 256)": {"arch": "e2fnet", "width": 256},
+    "spec2vol_paper": "spec2vol_paper",
+    "ef_diffusion_paper": "ef_diffusion_paper",
+}
+TR_S = 1.28
+
+
+def settings(entry: str | dict) -> dict:
+    if isinstance(entry, dict):
+        return dict(entry)
+    params = dict(yaml.safe_load(CONFIG.read_text())["model_settings"][entry])
+    params.pop("training", None)
+    return params
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    print(f"| model | parameters | s / volume (median of {a.repeats}) | < 1 TR (1.28 s) |")
+    print("|---|---|---|---|")
+    for name, entry in PAPER.items():
+        params = settings(entry)
+        arch = params.pop("arch")
+        model = build_model(arch, n_channels=64, n_freqs=249, out_shape=(30, 64, 64),
+                            context=20, **params).to(dev).eval()
+        x = torch.randn(1, 20, 64, 249, device=dev)
+        times = []
+        with torch.no_grad():
+            model(x)  # warm-up
+            for _ in range(a.repeats):
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                model(x)
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - t0)
+        med = statistics.median(times)
+        extra = f" ({params['sample_steps']} DDIM steps)" if "sample_steps" in params else ""
+        print(f"| {name}{extra} | {count_parameters(model):,} | {med:.3f} | "
+              f"{'yes' if med < TR_S else 'no'} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
