@@ -37,6 +37,8 @@ import torch.nn.functional as F
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 from torch import nn
 
+from eeg2fmri.models.layers import groups_for
+
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal embedding of integer time steps, [B] -> [B, dim]."""
@@ -47,12 +49,8 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm with at least 4 channels per group (32 groups at most). With one channel per
-    group it would be an instance norm, which erases the global, time-dependent offsets a small
-    denoiser needs to predict."""
-    groups = next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0 and channels // g >= 4
-                  or g == 1)
-    return nn.GroupNorm(groups, channels)
+    """GroupNorm with at least 4 channels per group (see `groups_for`)."""
+    return nn.GroupNorm(groups_for(channels, min_per_group=4), channels)
 
 
 def coordinates(x: torch.Tensor) -> torch.Tensor:

@@ -6,9 +6,13 @@ import torch
 from torch import nn
 
 
-def groups_for(channels: int) -> int:
-    """GroupNorm groups: 32 as in the references when it divides, else the largest of 16/8/4/2/1."""
-    return next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0)
+def groups_for(channels: int, min_per_group: int = 1) -> int:
+    """GroupNorm groups: 32 as in the references when it divides, else the largest of
+    16/8/4/2/1 that does and leaves at least `min_per_group` channels per group. (With one
+    channel per group GroupNorm is an instance norm: it erases each sample's per-channel offset.)
+    """
+    return next(g for g in (32, 16, 8, 4, 2, 1)
+                if g == 1 or (channels % g == 0 and channels // g >= min_per_group))
 
 
 class ResBlock(nn.Module):
