@@ -91,3 +91,24 @@ def test_cli_prints_the_paper_parameter_counts(capsys):
     assert "spec2vol: 46,040,126 trainable parameters" in capsys.readouterr().out
     assert main(["params", "--arch", "e2fnet", "--params", '{"width": 256}']) == 0
     assert "e2fnet: 15,740,062 trainable parameters" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("channels,depth", [(43, 32), (64, 30), (19, 16)])
+def test_cnn_tc_shapes_and_low_parameter_count(channels, depth):
+    model = build_model("cnn_tc", n_channels=channels, n_freqs=249, out_shape=(depth, 64, 64),
+                        context=20)
+    with torch.no_grad():
+        y = model.eval()(torch.randn(2, 20, channels, 249))
+    assert y.shape == (2, depth, 64, 64)
+    assert float(y.min()) >= 0 and float(y.max()) <= 1
+    assert count_parameters(model) < 2e6  # a low-parameter baseline, unlike E2fNet's 15.7 M
+
+
+def test_cnn_tc_uses_the_eeg_context_in_time():
+    model = build_model("cnn_tc", n_channels=6, n_freqs=40, out_shape=(8, 16, 16), context=10)
+    x = torch.randn(1, 10, 6, 40)
+    late = x.clone()
+    late[:, -1] += 5.0  # change only the last window
+    with torch.no_grad():
+        model.eval()
+        assert not torch.allclose(model(x), model(late))

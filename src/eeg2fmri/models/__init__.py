@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import nn
 
+from eeg2fmri.models.cnn_tc import CNNTC
 from eeg2fmri.models.controls import MeanVolume
 from eeg2fmri.models.e2fnet import E2fNet
 from eeg2fmri.models.ef_diffusion import EFDiffusion
@@ -13,7 +14,7 @@ from eeg2fmri.models.ridge import BandRidge
 from eeg2fmri.models.spec2vol import Spec2Vol
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
-    "e2fnet": E2fNet, "spec2vol": Spec2Vol, "ef_diffusion": EFDiffusion,
+    "e2fnet": E2fNet, "spec2vol": Spec2Vol, "ef_diffusion": EFDiffusion, "cnn_tc": CNNTC,
     "mean_volume": MeanVolume, "band_ridge": BandRidge}
 
 
