@@ -212,7 +212,7 @@ class FDUNet(nn.Module):
 
 
 class Denoiser(nn.Module):
-    """EPG + FD-UNet: epsilon(x_t, t | EEG)."""
+    """EPG + FD-UNet: the prediction (epsilon or v) for x_t at step t, given the EEG."""
 
     def __init__(self, context: int, eeg_dim: int, channels: tuple[int, ...], attn_levels: int,
                  eeg_conv_channels: int, attn_heads: int):
@@ -265,7 +265,7 @@ class EFDiffusion(nn.Module):
         return ((x[:, 0, :d, :h, :w] + 1) / 2).clamp(0, 1)
 
     # --- training hooks used by the generic loop ------------------------------------------
-    def _eps_loss(self, net: nn.Module, eeg: torch.Tensor, y: torch.Tensor,
+    def _loss(self, net: nn.Module, eeg: torch.Tensor, y: torch.Tensor,
                   generator: torch.Generator | None) -> torch.Tensor:
         x0 = self._to_x0(y)
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
@@ -279,12 +279,12 @@ class EFDiffusion(nn.Module):
     def training_loss(self, eeg: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Epsilon- (or v-) prediction MSE at a random time step (noise from the global CPU RNG,
         which the loop checkpoints, so a resumed run draws the same)."""
-        return self._eps_loss(self.net, eeg, y, None)
+        return self._loss(self.net, eeg, y, None)
 
     @torch.no_grad()
     def validation_loss(self, eeg: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The same loss for the EMA weights, with noise and steps fixed across epochs."""
-        return self._eps_loss(self.ema, eeg, y, torch.Generator().manual_seed(self.seed))
+        return self._loss(self.ema, eeg, y, torch.Generator().manual_seed(self.seed))
 
     @torch.no_grad()
     def after_step(self) -> None:
@@ -309,18 +309,20 @@ class EFDiffusion(nn.Module):
         tokens = self.ema.epg(eeg)  # the EEG prompt does not change across steps
         for t in self.ddim.timesteps:
             step = torch.full((len(eeg),), int(t), device=eeg.device, dtype=torch.long)
-            eps = self.ema.unet(x, step, tokens)
+            out = self.ema.unet(x, step, tokens)  # epsilon or v
             if self.eta > 0:  # DDIM's stochastic part draws from the same seeded generator
-                x, _ = self._ddim_step(eps, int(t), x, gen)
+                x, _ = self._ddim_step(out, int(t), x, gen)
             else:
-                x, _ = self.ddim.step(eps, int(t), x, eta=0.0)
+                x, _ = self.ddim.step(out, int(t), x, eta=0.0)
         return self._from_x0(x)
 
-    def _ddim_step(self, eps: torch.Tensor, t: int, x: torch.Tensor, gen: torch.Generator
+    def _ddim_step(self, out: torch.Tensor, t: int, x: torch.Tensor, gen: torch.Generator
                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A stochastic DDIM step; MONAI draws its noise on the tensors' device, our seeded
+        generator lives on the CPU."""
         if x.device.type == "cpu":
-            return self.ddim.step(eps, t, x, eta=self.eta, generator=gen)
-        cpu_x, pred = self.ddim.step(eps.cpu(), t, x.cpu(), eta=self.eta, generator=gen)
+            return self.ddim.step(out, t, x, eta=self.eta, generator=gen)
+        cpu_x, pred = self.ddim.step(out.cpu(), t, x.cpu(), eta=self.eta, generator=gen)
         return cpu_x.to(x.device), pred.to(x.device)
 
     def forward(self, eeg: torch.Tensor) -> torch.Tensor:
@@ -328,4 +330,5 @@ class EFDiffusion(nn.Module):
 
     def sampling_info(self) -> dict[str, Any]:
         return {"sampler": "DDIM", "steps": self.sample_steps, "eta": self.eta,
-                "train_steps": self.ddpm.num_train_timesteps, "seed": self.seed}
+                "train_steps": self.ddpm.num_train_timesteps, "seed": self.seed,
+                "prediction": self.ddpm.prediction_type}
