@@ -52,7 +52,7 @@ PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 
 def slurm_available() -> str | None:
     """None when a cluster can be started here, else the reason it cannot."""
-    missing = [b for b in ("slurmctld", "slurmd", "munged", "sbatch", "squeue")
+    missing = [b for b in ("slurmctld", "slurmd", "munged", "munge", "sbatch", "squeue")
                if shutil.which(b) is None]
     if missing:
         return f"Slurm/munge not installed ({', '.join(missing)} missing)"

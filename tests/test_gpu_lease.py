@@ -12,6 +12,8 @@ import pytest
 
 from eeg2fmri import gpu_lease
 
+from .conftest import tool_env
+
 HOLDER = (
     "import os, time; from eeg2fmri.gpu_lease import lease_gpu; g = lease_gpu(poll_s=0.05); "
     "print(g, os.environ.get('CUDA_VISIBLE_DEVICES'), flush=True); time.sleep(120)"
@@ -25,8 +27,7 @@ def _holder(env: dict[str, str]) -> subprocess.Popen:
 
 @pytest.fixture
 def fake_gpus(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
-    env.update(EEG2FMRI_GPUS="0,1", EEG2FMRI_GPU_LOCK_DIR=str(tmp_path / "locks"))
+    env = tool_env(EEG2FMRI_GPUS="0,1", EEG2FMRI_GPU_LOCK_DIR=str(tmp_path / "locks"))
     procs: list[subprocess.Popen] = []
     yield env, procs
     for p in procs:
