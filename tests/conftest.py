@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
-from eeg2fmri.data.datasets import DatasetSpec
-from eeg2fmri.data.sim_settings import TASK, VOLUME_MARKER, SimConfig
+from eeg2fmri.data.datasets import get_dataset
+from eeg2fmri.data.sim_settings import SimConfig
 from eeg2fmri.data.simulate import write_dataset
 from eeg2fmri.preprocess.store import preprocess_subject
 
@@ -39,13 +40,9 @@ def tiny_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_features(tiny_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("features")
-    ds = DatasetSpec("sim", TINY.tr, tuple(TINY.subject_ids()), TASK, VOLUME_MARKER, "markers",
-                     simulated=True)
+    ds = get_dataset("sim", {"simulation": asdict(TINY)})
     for s in ds.subjects:
-        truth = ds.truth_paths(tiny_raw, s)
-        preprocess_subject(ds.eeg_path(tiny_raw, s), ds.bold_path(tiny_raw, s), out / s,
-                           tr=ds.tr, n_bins=60, alignment="markers", marker=ds.volume_marker,
-                           clean_path=truth["clean"], mask_path=truth["mask"])
+        preprocess_subject(ds, tiny_raw, s, out / s, n_bins=60)
     return out
 
 

@@ -1,4 +1,5 @@
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import nibabel as nib
@@ -6,10 +7,11 @@ import numpy as np
 import pybv
 import pytest
 
+from eeg2fmri.data.datasets import get_dataset
 from eeg2fmri.data.readers import find_markers, read_bold, read_brainvision
 from eeg2fmri.errors import InputError
 from eeg2fmri.preprocess.eeg import volume_onsets, window_spectra
-from eeg2fmri.preprocess.fmri import from_volumes, minmax_per_volume, to_volumes
+from eeg2fmri.preprocess.fmri import dct_reduce, from_volumes, minmax_per_volume, to_volumes
 from eeg2fmri.preprocess.store import SubjectFeatures, preprocess_subject
 
 from .conftest import FIXTURES, TINY
@@ -167,8 +169,29 @@ def test_find_markers_matches_type_and_description(tmp_path):
 def test_too_many_frequency_bins_for_the_window_is_named(tiny_raw, tmp_path):
     sub = "sub-01"
     with pytest.raises(InputError, match=r"sub-01_task-rest_eeg\.vhdr.*features\.n_bins = 300"):
-        preprocess_subject(tiny_raw / sub / "eeg" / f"{sub}_task-rest_eeg.vhdr",
-                           tiny_raw / sub / "func" / f"{sub}_task-rest_bold.nii.gz",
-                           tmp_path / sub, tr=TINY.tr, n_bins=300, alignment="markers",
-                           marker="R128")
+        preprocess_subject(get_dataset("sim", {"simulation": asdict(TINY)}), tiny_raw, sub,
+                           tmp_path / sub, n_bins=300)
     assert not (tmp_path / sub).exists()
+
+
+def test_dct_reduction_keeps_the_field_of_view_and_intensity():
+    """CN-EPFL's 108x108x64 -> 64x64x30: a constant stays constant, a low-frequency pattern
+    survives, and the new affine spans the same field of view."""
+    aff = np.diag([2.0, 2.0, 2.2, 1.0])
+    aff[:3, 3] = [-107, -107, -70]
+    x, y, z = np.meshgrid(*[np.linspace(0, np.pi, n) for n in (108, 108, 64)], indexing="ij")
+    vol = 100 + 10 * np.cos(x) * np.cos(z)
+    small, new = dct_reduce(vol[..., None], aff, (64, 64, 30))
+    assert small.shape == (64, 64, 30, 1)
+    np.testing.assert_allclose(small.mean(), vol.mean(), rtol=1e-4)
+    ux = (np.arange(64) + 0.5) * 108 / 64 - 0.5  # new voxel centres in old voxel units
+    uz = (np.arange(30) + 0.5) * 64 / 30 - 0.5
+    expected = 100 + 10 * np.cos(np.pi * ux / 107)[:, None] * np.cos(np.pi * uz / 63)[None]
+    r = np.corrcoef(small[:, 40, :, 0].ravel(), expected.ravel())[0, 1]
+    assert r > 0.99
+    flat, _ = dct_reduce(np.full((108, 108, 64), 7.0), aff, (64, 64, 30))
+    np.testing.assert_allclose(flat, 7.0, rtol=1e-5)
+    for axis, (n_old, n_new) in enumerate(zip((108, 108, 64), (64, 64, 30), strict=True)):
+        old_edges = aff[axis, 3] + aff[axis, axis] * np.array([-0.5, n_old - 0.5])
+        new_edges = new[axis, 3] + new[axis, axis] * np.array([-0.5, n_new - 0.5])
+        np.testing.assert_allclose(new_edges, old_edges)

@@ -15,7 +15,7 @@ from .conftest import TINY, tiny_spec
 
 def _cmd(features, out, spec):
     return [sys.executable, "-m", "eeg2fmri.cli", "train", "--features", str(features),
-            "--subjects", *TINY.subject_ids(), "--test", "sub-04", "--spec", json.dumps(spec),
+            "--subjects", *TINY.subject_ids(), "--fold", "fold-sub-04", "--spec", json.dumps(spec),
             "--out", str(out), "--threads", "1", "--device", "cpu"]
 
 

@@ -7,7 +7,7 @@ import torch
 from eeg2fmri.evaluation.predict import evaluate_fold
 from eeg2fmri.preprocess import store
 from eeg2fmri.training.data import EEGNorm, PairDataset
-from eeg2fmri.training.folds import loso_fold, loso_folds
+from eeg2fmri.training.folds import fold_by_name, loso_fold, loso_folds
 from eeg2fmri.training.loop import cosine_restarts
 from eeg2fmri.training.run import open_subjects, train_fold
 
@@ -18,11 +18,12 @@ SUBJECTS = TINY.subject_ids()
 
 def test_loso_folds_keep_test_and_validation_out_of_training():
     folds = loso_folds(SUBJECTS)
-    assert [f.test for f in folds] == SUBJECTS
+    assert [f.tests for f in folds] == [(s,) for s in SUBJECTS]
     for f in folds:
-        assert f.test not in f.train and f.val not in f.train and f.val != f.test
-        assert sorted((*f.train, f.val, f.test)) == sorted(SUBJECTS)
-        assert f.test not in f.subjects_for_training()
+        (test,) = f.tests
+        assert test not in f.train and f.val not in f.train and f.val != test
+        assert sorted((*f.train, f.val, test)) == sorted(SUBJECTS)
+        assert test not in f.subjects_for_training()
     with pytest.raises(ValueError, match="at least 3"):
         loso_fold(["sub-01", "sub-02"], "sub-01")
 
@@ -143,7 +144,34 @@ def test_ef_diffusion_trains_resumes_and_evaluates_through_the_same_loop(tiny_fe
     assert any(k.startswith("ema.") for k in straight["state"])
     assert not torch.equal(straight["state"]["ema.unet.conv_in.weight"],
                            straight["state"]["net.unet.conv_in.weight"])
-    r = evaluate_fold(tmp_path / "a" / "model.pt", tiny_features / "sub-01",
+    r = evaluate_fold(tmp_path / "a" / "model.pt", [tiny_features / "sub-01"],
                       tmp_path / "metrics.json", tmp_path / "pred.nii.gz")
     assert r["sampling"]["sampler"] == "DDIM" and r["sampling"]["steps"] == 3
     assert r["predict_s_per_volume"] > 0 and np.isfinite(r["mean"]["ssim"])
+
+
+def test_fixed_split_fold_and_fold_names():
+    subjects = [f"sub-{i:02d}" for i in range(2, 12)]
+    f = fold_by_name(subjects, "split-paper", {"paper": ("sub-03", "sub-05")})
+    assert f.tests == ("sub-03", "sub-05") and f.val == "sub-11"
+    assert not set(f.tests) & set(f.subjects_for_training())
+    assert sorted((*f.train, f.val, *f.tests)) == subjects
+    assert fold_by_name(subjects, "fold-sub-04").tests == ("sub-04",)
+    with pytest.raises(ValueError, match="unknown fold 'split-other'"):
+        fold_by_name(subjects, "split-other", {"paper": ("sub-03",)})
+    with pytest.raises(ValueError, match="not subjects"):
+        fold_by_name(subjects, "split-paper", {"paper": ("sub-99",)})
+
+
+def test_a_fixed_split_trains_once_and_evaluates_every_test_subject(tiny_features, tmp_path):
+    fold = fold_by_name(SUBJECTS, "split-two", {"two": ("sub-01", "sub-03")})
+    train_fold(tiny_spec("mean_volume"), fold, tiny_features, tmp_path, progress=False)
+    r = evaluate_fold(tmp_path / "model.pt", [tiny_features / "sub-01", tiny_features / "sub-03"],
+                      tmp_path / "metrics.json", tmp_path / "pred.nii.gz")
+    assert r["test_subjects"] == ["sub-01", "sub-03"]
+    assert r["n_volumes"] == 2 * (TINY.n_volumes - 5)
+    assert {s for s, _ in r["pairs"]} == {"sub-01", "sub-03"}
+    assert abs(r["mean"]["voxel_corr"]) < 1e-9  # a constant prediction, judged per subject
+    with pytest.raises(ValueError, match="trained for fold split-two"):
+        evaluate_fold(tmp_path / "model.pt", [tiny_features / "sub-01"],
+                      tmp_path / "m2.json", tmp_path / "p2.nii.gz")

@@ -39,26 +39,42 @@ def cmd_simulate(a: argparse.Namespace) -> None:
 
 def cmd_preprocess(a: argparse.Namespace) -> None:
     from eeg2fmri.data.datasets import get_dataset
+    from eeg2fmri.data.fetch import verify_manifest
     from eeg2fmri.preprocess.store import preprocess_subject
 
     cfg = a.config
-    ds = get_dataset(a.dataset, cfg)
+    ds = get_dataset(a.dataset, cfg, a.raw)
+    if a.manifest is not None:
+        verify_manifest(a.manifest, a.raw)
     feats = cfg.get("features", {})
-    truth = ds.truth_paths(a.raw, a.subject)
-    meta = preprocess_subject(
-        ds.eeg_path(a.raw, a.subject), ds.bold_path(a.raw, a.subject), a.out, tr=ds.tr,
-        n_bins=feats.get("n_bins", 249), alignment=ds.alignment, marker=ds.volume_marker,
-        clean_path=truth.get("clean"), mask_path=truth.get("mask"))
-    print(f"{a.subject}: {meta['n_volumes']} volumes, EEG {meta['eeg_shape']}, "
-          f"first volume at EEG sample {meta['first_onset_sample']}")
+    n_bins = min(feats.get("n_bins", 249), ds.n_bins or 1 << 30)
+    meta = preprocess_subject(ds, a.raw, a.subject, a.out, n_bins=n_bins,
+                              pairing=feats.get("pairing", "markers"))
+    print(f"{a.subject}: {meta['n_volumes']} volumes in {len(meta['runs'])} run(s), EEG "
+          f"{meta['eeg_shape']}, first volume at EEG sample {meta['first_onset_sample']}")
+
+
+def cmd_fetch(a: argparse.Namespace) -> None:
+    from eeg2fmri.data.datasets import get_dataset
+    from eeg2fmri.data.fetch import fetch_index, fetch_subject
+
+    ds = get_dataset(a.dataset, {}, a.raw)
+    if a.index:
+        print(f"{ds.name}: subjects listed in {fetch_index(ds, a.raw, urls=a.urls)}")
+        return
+    if not a.subject or not a.manifest:
+        raise InputError(None, "fetch needs --subject and --manifest (or --index)")
+    files = fetch_subject(ds, a.subject, a.raw, a.manifest, urls=a.urls,
+                          local=a.local, progress=not a.no_progress)
+    print(f"{ds.name} {a.subject}: {len(files)} files verified under {a.raw}")
 
 
 def cmd_train(a: argparse.Namespace) -> None:
-    from eeg2fmri.training.folds import loso_fold
+    from eeg2fmri.training.folds import fold_by_name
     from eeg2fmri.training.run import train_fold
 
     _prepare_device(a.device, a.threads)
-    fold = loso_fold(a.subjects, a.test)
+    fold = fold_by_name(a.subjects, a.fold, a.splits)
     record = train_fold(a.spec, fold, a.features, a.out, device=a.device,
                         progress=not a.no_progress)
     assert record is not None
@@ -72,7 +88,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     from eeg2fmri.evaluation.predict import evaluate_fold
 
     _prepare_device(a.device, a.threads)
-    r = evaluate_fold(a.model, a.test_features, a.metrics, a.predictions, device=a.device)
+    r = evaluate_fold(a.model, list(a.test_features), a.metrics, a.predictions, device=a.device)
     print(f"{r['model']} {r['fold']}: " + ", ".join(f"{k} {v:.4f}" for k, v in r["mean"].items()))
 
 
@@ -108,12 +124,30 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--subject", required=True)
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--config", type=_json, default={}, help="JSON of the workflow config")
+    s.add_argument("--manifest", type=Path, help="verify the raw files' SHA-256 against this")
     s.set_defaults(func=cmd_preprocess)
+
+    s = sub.add_parser("fetch", help="one subject of a real dataset: download (or find a local "
+                                     "copy), verify, record SHA-256 in a manifest")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--subject")
+    s.add_argument("--index", action="store_true",
+                   help="instead of a subject: the dataset's participants.tsv")
+    s.add_argument("--raw", type=Path, required=True, help="the dataset's raw root")
+    s.add_argument("--manifest", type=Path)
+    s.add_argument("--urls", type=_json, default={}, help="JSON of download base URLs")
+    s.add_argument("--local", action="store_true",
+                   help="the raw root is an existing copy: never download, only verify")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_fetch)
 
     s = sub.add_parser("train", help="train one model on one leave-one-subject-out fold")
     s.add_argument("--features", type=Path, required=True, help="the dataset's features dir")
     s.add_argument("--subjects", nargs="+", required=True, help="all subjects of the dataset")
-    s.add_argument("--test", required=True, help="the fold's test subject (never read)")
+    s.add_argument("--fold", required=True,
+                   help="fold-<test subject> or split-<name>; test subjects are never read")
+    s.add_argument("--splits", type=_json, default={},
+                   help="JSON {name: [test subjects]} of the dataset's fixed splits")
     s.add_argument("--spec", type=_json, required=True, help="JSON training spec")
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--device", default="auto")
@@ -123,7 +157,8 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="predict a fold's test subject and score it")
     s.add_argument("--model", type=Path, required=True)
-    s.add_argument("--test-features", type=Path, required=True)
+    s.add_argument("--test-features", type=Path, nargs="+", required=True,
+                   help="features dir of each test subject of the fold")
     s.add_argument("--metrics", type=Path, required=True)
     s.add_argument("--predictions", type=Path, required=True)
     s.add_argument("--device", default="auto")

@@ -4,7 +4,7 @@ import json
 from eeg2fmri.config import train_spec
 from eeg2fmri.data.datasets import get_dataset
 from eeg2fmri.preprocess import STORE_FILES
-from eeg2fmri.training.folds import loso_fold
+from eeg2fmri.training.folds import fold_by_name
 
 DATA = config["data_root"]
 RESULTS = config["results_root"]
@@ -20,7 +20,7 @@ wildcard_constraints:
     dataset=r"[a-z0-9]+",
     subject=r"sub-[A-Za-z0-9]+",
     model=r"[A-Za-z0-9_]+",
-    fold=r"fold-sub-[A-Za-z0-9]+",
+    fold=r"fold-sub-[A-Za-z0-9]+|split-[a-z0-9]+",
 
 
 def code(*parts):
@@ -33,39 +33,55 @@ def code(*parts):
     return [str(f) for f in files]
 
 
+def raw_root(name):
+    """A real dataset's raw root: a local copy named in config `raw_roots`, else the download
+    location under data_root."""
+    return config["raw_roots"].get(name) or f"{RAW}/{name}"
+
+
 def dataset(name):
-    return get_dataset(name, config)
+    return get_dataset(name, config, None if name == "sim" else raw_root(name))
 
 
 def subjects(name):
-    return list(dataset(name).subjects)
+    """The dataset's subjects; where they are those of its participants.tsv (CN-EPFL), that file
+    is fetched first by the `index` checkpoint."""
+    ds = dataset(name)
+    if ds.from_participants and name not in config["raw_roots"]:
+        checkpoints.index.get(dataset=name)
+        ds = dataset(name)
+    return list(ds.subjects)
 
 
-def test_subjects(name):
-    """Test subjects of the folds to run: all, or those named by config `folds`."""
+def fold_names(name):
+    """The folds to run: all of the dataset's, or those named by config `folds`."""
+    names = dataset(name).folds()
     chosen = config.get("folds")
     if not chosen:
-        return subjects(name)
-    chosen = [c.removeprefix("fold-") for c in chosen]
-    unknown = sorted(set(chosen) - set(subjects(name)))
+        return names
+    chosen = [c if c.startswith(("fold-", "split-")) else f"fold-{c}" for c in chosen]
+    unknown = sorted(set(chosen) - set(names))
     if unknown:
-        raise ValueError(f"config folds: {unknown} are not subjects of dataset {name!r}")
-    return [s for s in subjects(name) if s in chosen]
+        raise ValueError(f"config folds: {unknown} are not folds of dataset {name!r} "
+                         f"({', '.join(names)})")
+    return [n for n in names if n in chosen]
 
 
 def fold_of(wildcards):
-    return loso_fold(subjects(wildcards.dataset), wildcards.fold.removeprefix("fold-"))
+    return fold_by_name(subjects(wildcards.dataset), wildcards.fold,
+                        dataset(wildcards.dataset).splits)
 
 
 def features_of(dataset_name, subject_ids):
     return [f"{FEATURES}/{dataset_name}/{s}/{f}" for s in subject_ids for f in FEATURE_FILES]
 
 
-def preprocess_settings():
+def preprocess_settings(name):
     """The config that preprocessing depends on (and nothing else, so training edits don't
     rerun it)."""
-    return json.dumps({"simulation": config["simulation"], "features": {
-        "n_bins": config["features"]["n_bins"]}}, sort_keys=True)
+    features = {k: config["features"][k] for k in ("n_bins", "pairing")}
+    extra = {"simulation": config["simulation"]} if name == "sim" else {}
+    return json.dumps({**extra, "features": features}, sort_keys=True)
 
 
 def spec_json(wildcards):
@@ -73,15 +89,17 @@ def spec_json(wildcards):
 
 
 def raw_inputs(wildcards):
-    """The subject's EEG header, BOLD run and (simulated data) ground-truth derivatives."""
+    """Simulated data: the subject's EEG header, BOLD run and ground-truth derivatives; real
+    data: the manifest the fetch rule writes once the subject's files are verified."""
     ds = dataset(wildcards.dataset)
+    if not ds.simulated:
+        return {"manifest": f"{DATA}/manifests/{wildcards.dataset}/{wildcards.subject}.json"}
     root = Path(RAW) / wildcards.dataset
-    files = {"eeg": ds.eeg_path(root, wildcards.subject),
-             "bold": ds.bold_path(root, wildcards.subject),
-             **ds.truth_paths(root, wildcards.subject)}
+    eeg, bold = ds.run_paths(root, wildcards.subject, ds.runs[0])
+    files = {"eeg": eeg, "bold": bold, **ds.truth_paths(root, wildcards.subject)}
     return {k: str(v) for k, v in files.items()}
 
 
 def fold_metrics(wildcards):
-    return expand(f"{RESULTS}/{wildcards.dataset}/{{model}}/fold-{{subject}}/metrics.json",
-                  model=config["models"], subject=test_subjects(wildcards.dataset))
+    return expand(f"{RESULTS}/{wildcards.dataset}/{{model}}/{{fold}}/metrics.json",
+                  model=config["models"], fold=fold_names(wildcards.dataset))

@@ -23,3 +23,45 @@ rule simulate:
         ENV
     shell:
         "eeg2fmri simulate --out {params.out} --settings {params.settings:q} > {log} 2>&1"
+
+
+# Real datasets: one job per subject downloads what that subject needs (or finds it in the local
+# copy named in config `raw_roots`), verifies it and records every file's SHA-256.
+rule fetch:
+    output:
+        manifest=f"{DATA}/manifests/{{dataset}}/{{subject}}.json",
+    input:
+        code("data/fetch.py", "data/download.py"),
+    params:
+        raw=lambda w: raw_root(w.dataset),
+        urls=json.dumps(config["download_urls"], sort_keys=True),
+        local=lambda w: "--local" if w.dataset in config["raw_roots"] else "",
+    wildcard_constraints:
+        dataset=r"(?!sim$)[a-z0-9]+",
+    resources:
+        downloads=1,  # limit parallel downloads with --resources downloads=N
+    log:
+        "logs/{dataset}/fetch/{subject}.log",
+    benchmark:
+        "logs/{dataset}/fetch/{subject}.benchmark.tsv"
+    conda:
+        ENV
+    shell:
+        "eeg2fmri fetch --dataset {wildcards.dataset} --subject {wildcards.subject}"
+        " --raw {params.raw} --manifest {output.manifest} --urls {params.urls:q} {params.local}"
+        " > {log} 2>&1"
+
+
+# The participants index of a dataset whose subjects are read from it (CN-EPFL).
+checkpoint index:
+    output:
+        f"{RAW}/{{dataset}}/participants.tsv",
+    params:
+        urls=json.dumps(config["download_urls"], sort_keys=True),
+    log:
+        "logs/{dataset}/fetch/index.log",
+    conda:
+        ENV
+    shell:
+        "eeg2fmri fetch --index --dataset {wildcards.dataset} --raw $(dirname {output})"
+        " --urls {params.urls:q} > {log} 2>&1"

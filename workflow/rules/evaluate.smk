@@ -1,16 +1,16 @@
-# Score a trained fold on its test subject: the only rule that reads the test subject.
+# Score a trained fold on its test subject(s): the only rule that reads them.
 
 
 rule evaluate:
     input:
         model=rules.train.output.model,
-        features=lambda w: features_of(w.dataset, [fold_of(w).test]),
+        features=lambda w: features_of(w.dataset, fold_of(w).tests),
         code=code("evaluation", "models", "training", "preprocess"),
     output:
         metrics=f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/metrics.json",
         predictions=f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/predictions.nii.gz",
     params:
-        test_dir=lambda w: f"{FEATURES}/{w.dataset}/{fold_of(w).test}",
+        test_dirs=lambda w: " ".join(f"{FEATURES}/{w.dataset}/{s}" for s in fold_of(w).tests),
         device=config["device"],
     threads: config["threads"]
     resources:
@@ -24,6 +24,6 @@ rule evaluate:
     conda:
         ENV
     shell:
-        "eeg2fmri evaluate --model {input.model} --test-features {params.test_dir}"
+        "eeg2fmri evaluate --model {input.model} --test-features {params.test_dirs}"
         " --metrics {output.metrics} --predictions {output.predictions}"
         " --device {params.device} --threads {threads} > {log} 2>&1"

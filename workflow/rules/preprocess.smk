@@ -1,5 +1,5 @@
-# Per subject: align EEG to volumes by scanner markers, |FFT| of each fs*TR window, volumes
-# scaled to [0, 1]; written to the features store.
+# Per subject: align EEG to volumes (scanner markers or the dataset's fixed offset), |FFT| of each
+# fs*TR window, volumes on the dataset's grid scaled to [0, 1]; all runs into one features store.
 
 
 
@@ -10,8 +10,10 @@ rule preprocess:
     output:
         multiext(f"{FEATURES}/{{dataset}}/{{subject}}/", *FEATURE_FILES),
     params:
-        settings=lambda w: preprocess_settings(),
-        raw=lambda w: f"{RAW}/{w.dataset}",
+        settings=lambda w: preprocess_settings(w.dataset),
+        raw=lambda w: f"{RAW}/sim" if w.dataset == "sim" else raw_root(w.dataset),
+        manifest=lambda w, input: f"--manifest {input.manifest}" if "manifest" in input.keys()
+        else "",
         out=lambda w: f"{FEATURES}/{w.dataset}/{w.subject}",
     log:
         "logs/{dataset}/preprocess/{subject}.log",
@@ -22,4 +24,5 @@ rule preprocess:
     shell:
         "eeg2fmri preprocess --dataset {wildcards.dataset} --raw {params.raw}"
         " --subject {wildcards.subject} --out {params.out} --config {params.settings:q}"
+        " {params.manifest}"
         " > {log} 2>&1"

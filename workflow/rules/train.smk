@@ -1,5 +1,5 @@
-# One model on one leave-one-subject-out fold. Inputs are the features of the fold's training
-# and validation subjects only: the test subject's files are not even given to the job.
+# One model on one fold (leave-one-subject-out, or a dataset's fixed split). Inputs are the features of the fold's training
+# and validation subjects only: the test subjects' files are not even given to the job.
 # A killed job resumes from {fold}/checkpoint/last.pt (not a declared output) when rerun.
 
 
@@ -13,7 +13,7 @@ rule train:
     params:
         spec=spec_json,
         subjects=lambda w: " ".join(subjects(w.dataset)),
-        test=lambda w: fold_of(w).test,
+        splits=lambda w: json.dumps(dataset(w.dataset).splits),
         device=config["device"],
         features=lambda w: f"{FEATURES}/{w.dataset}",
     threads: config["threads"]
@@ -29,5 +29,5 @@ rule train:
         ENV
     shell:
         "eeg2fmri train --features {params.features} --subjects {params.subjects}"
-        " --test {params.test} --spec {params.spec:q} --out $(dirname {output.model})"
+        " --fold {wildcards.fold} --splits {params.splits:q} --spec {params.spec:q} --out $(dirname {output.model})"
         " --device {params.device} --threads {threads} > {log} 2>&1"

@@ -9,6 +9,7 @@ whenever the file is reused.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import urllib.error
@@ -35,6 +36,14 @@ def sha256sum(path: Path) -> str:
     return h.hexdigest()
 
 
+def _md5sum(path: Path) -> str:
+    h = hashlib.md5()  # noqa: S324 - S3's ETag, not a security check
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _read_manifest(path: Path | None) -> dict[str, str]:
     if path is None or not path.is_file():
         return {}
@@ -42,9 +51,15 @@ def _read_manifest(path: Path | None) -> dict[str, str]:
 
 
 def download(url: str, dest: str | Path, *, manifest: str | Path | None = None,
-             sha256: str | None = None, timeout: float = 30.0, progress: bool = True) -> Path:
-    """Fetch `url` to `dest` unless a verified copy is already there; returns `dest`."""
+             sha256: str | None = None, size: int | None = None, md5: str | None = None,
+             timeout: float = 30.0, progress: bool = True) -> Path:
+    """Fetch `url` to `dest` unless a verified copy is already there; returns `dest`.
+
+    `size` and `md5` (e.g. from an S3 listing) are checked too; a file of the wrong size is
+    fetched again, a transfer that ends early keeps its `.part` to resume from."""
     dest = Path(dest)
+    if size is not None and dest.is_file() and dest.stat().st_size != size:
+        dest.unlink()  # a stale or truncated copy: fetch it again
     manifest = Path(manifest) if manifest is not None else None
     known = _read_manifest(manifest)
     key = dest.name if manifest is None else os.path.relpath(dest, manifest.parent)
@@ -68,17 +83,33 @@ def download(url: str, dest: str | Path, *, manifest: str | Path | None = None,
     except (urllib.error.URLError, TimeoutError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise DownloadError(None, f"{url}: host unreachable or not responding ({reason})") from None
+    total: int | None = size
     if response is not None:
         with response:
             resumed = start > 0 and response.status == 206
-            total = response.headers.get("Content-Length")
-            total = int(total) + (start if resumed else 0) if total else None
+            length = response.headers.get("Content-Length")
+            if length and total is None:
+                total = int(length) + (start if resumed else 0)
             with open(part, "ab" if resumed else "wb") as f, tqdm(
                     total=total, initial=start if resumed else 0, unit="B", unit_scale=True,
                     desc=dest.name, disable=not progress, leave=False) as bar:
-                for block in iter(lambda: response.read(CHUNK), b""):
+                while True:
+                    try:
+                        block = response.read(CHUNK)
+                    except (http.client.IncompleteRead, ConnectionError, TimeoutError):
+                        break  # the connection dropped: the size check below reports it
+                    if not block:
+                        break
                     f.write(block)
                     bar.update(len(block))
+    got = part.stat().st_size
+    if total is not None and got < total:
+        raise DownloadError(None, f"{url}: transfer ended after {got} of {total} bytes; the "
+                                  f"partial file {part} is kept, rerun to resume")
+    if md5 is not None and _md5sum(part) != md5:
+        part.unlink()
+        raise DownloadError(None, f"{url}: MD5 does not match the server's ({md5}); the "
+                                  "partial file was removed, rerun to download again")
     digest = sha256sum(part)
     if expected is not None and digest != expected:
         part.unlink()

@@ -45,9 +45,11 @@ def voxel_corr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
     return float(r.mean())
 
 
-def compute(pred: np.ndarray, target: np.ndarray, mask: np.ndarray, batch: int = 64
-            ) -> dict[str, object]:
-    """All metrics: per-volume lists for PER_VOLUME, and their means plus voxel_corr."""
+def compute(pred: np.ndarray, target: np.ndarray, mask: np.ndarray, batch: int = 64,
+            groups: np.ndarray | None = None) -> dict[str, object]:
+    """All metrics: per-volume lists for PER_VOLUME, and their means plus voxel_corr. With
+    `groups` (a label per volume: subject or run), voxel_corr is the mean over groups of the
+    within-group correlation, so baseline differences between runs do not count as signal."""
     per: dict[str, list[float]] = {k: [] for k in PER_VOLUME}
     fns = {"ssim": ssim2d, "ssim3d": ssim3d, "psnr": psnr, "rmse": rmse}
     with torch.no_grad():
@@ -57,5 +59,9 @@ def compute(pred: np.ndarray, target: np.ndarray, mask: np.ndarray, batch: int =
             for k, fn in fns.items():
                 per[k].extend(fn(p, t).double().tolist())
     mean = {k: float(np.mean(v)) for k, v in per.items()}
-    mean["voxel_corr"] = voxel_corr(pred, target, mask)
+    if groups is None:
+        mean["voxel_corr"] = voxel_corr(pred, target, mask)
+    else:
+        mean["voxel_corr"] = float(np.mean([voxel_corr(pred[groups == g], target[groups == g],
+                                                       mask) for g in np.unique(groups)]))
     return {"mean": mean, "per_volume": per}

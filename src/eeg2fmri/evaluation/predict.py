@@ -28,25 +28,34 @@ def predict(model: torch.nn.Module, data: PairDataset, device: torch.device,
     return np.concatenate(out)
 
 
-def evaluate_fold(model_path: Path, test_dir: Path, metrics_path: Path, pred_path: Path, *,
-                  device: str = "auto") -> dict[str, Any]:
+def evaluate_fold(model_path: Path, test_dirs: list[Path], metrics_path: Path, pred_path: Path,
+                  *, device: str = "auto") -> dict[str, Any]:
+    """Predict every pair of the fold's test subject(s); predictions are concatenated in time."""
     t0 = time.time()
     dev = pick_device(device)
     model, record = load_model(model_path, dev)
-    test = SubjectFeatures.open(test_dir)
-    if test.subject != record["fold"]["test"]:
-        raise ValueError(f"{test_dir}: model {model_path} was trained for fold "
-                         f"{record['fold']['name']}, not for test subject {test.subject}")
-    data = PairDataset([test], record["context"], EEGNorm.from_state(record["norm"]),
+    tests = [SubjectFeatures.open(d) for d in test_dirs]
+    expected = record["fold"]["tests"]
+    if sorted(t.subject for t in tests) != sorted(expected):
+        raise ValueError(f"{model_path} was trained for fold {record['fold']['name']} (test "
+                         f"subjects {', '.join(expected)}), not for "
+                         f"{', '.join(t.subject for t in tests)}")
+    data = PairDataset(tests, record["context"], EEGNorm.from_state(record["norm"]),
                        record["shuffle_seed"])
     t_pred = time.time()
     pred = predict(model, data, dev)
     pred_s = time.time() - t_pred
-    targets = np.asarray(test.bold[record["context"]:])
-    result = metrics.compute(pred, targets, test.mask)
-    if test.clean is not None:  # the ceiling: noise-free truth scored against the noisy truth
-        ceiling = metrics.compute(np.asarray(test.clean[record["context"]:]), targets, test.mask)
-        result["ceiling"] = ceiling["mean"]
+    targets = data.targets()
+    masks = [t.mask for t in tests]
+    if any(m.shape != masks[0].shape for m in masks):
+        raise ValueError(f"test subjects of {record['fold']['name']} have different grids")
+    mask = np.logical_or.reduce(masks)
+    groups = data.run_labels()
+    result = metrics.compute(pred, targets, mask, groups=groups)
+    if all(t.clean is not None for t in tests):  # the ceiling: noise-free truth vs noisy truth
+        clean = np.stack([tests[i].clean[t] for i, t in data.index])
+        result["ceiling"] = metrics.compute(clean, targets, mask, groups=groups)["mean"]
+    test = tests[0]
     tr = float(test.meta["tr"])
     img = nib.Nifti1Image(from_volumes(pred), np.asarray(test.meta["affine"]))
     img.header.set_xyzt_units("mm", "sec")
@@ -56,8 +65,9 @@ def evaluate_fold(model_path: Path, test_dir: Path, metrics_path: Path, pred_pat
         tmp.with_suffix(".nii.gz").replace(tmp)
     result.update({
         "model": record["spec"]["name"], "arch": record["arch"], "fold": record["fold"]["name"],
-        "test_subject": test.subject, "n_volumes": int(len(pred)),
-        "first_volume": record["context"], "train": record["summary"],
+        "test_subject": "+".join(t.subject for t in tests),
+        "test_subjects": [t.subject for t in tests], "n_volumes": int(len(pred)),
+        "pairs": [[tests[i].subject, int(t)] for i, t in data.index], "train": record["summary"],
         "predict_s_per_volume": pred_s / max(len(pred), 1), "eval_wall_s": time.time() - t0,
         "spec": record["spec"], "spec_hash": fingerprint(record["spec"]),
         "provenance": provenance(dev), "train_provenance": record["provenance"],

@@ -57,3 +57,22 @@ def window_spectra(data: np.ndarray, onsets: np.ndarray, n_win: int, bins: tuple
         spec = fft.rfft(buf[:len(part)], axis=-1, workers=-1)
         out[start:start + len(part)] = np.abs(spec[..., lo:hi])
     return out
+
+
+def decimate(data: np.ndarray, factor: int) -> np.ndarray:
+    """Low-pass (FIR, zero phase) and keep every `factor`-th sample, per channel."""
+    if factor == 1:
+        return data
+    from scipy import signal
+
+    return signal.resample_poly(data, 1, factor, axis=-1)
+
+
+def select_channels(rec: EEGRecording, drop: tuple[str, ...]) -> EEGRecording:
+    """The recording without the named non-EEG channels (case-insensitive)."""
+    dropped = {d.lower() for d in drop}
+    keep = [i for i, c in enumerate(rec.ch_names) if c.lower() not in dropped]
+    if len(keep) == len(rec.ch_names):
+        return rec
+    return EEGRecording(rec.data[keep], rec.fs, [rec.ch_names[i] for i in keep], rec.markers,
+                        rec.path)

@@ -31,8 +31,9 @@ def montage(metric_paths: list[Path], features: Path, path: Path, n_slices: int 
     runs = [(m, p) for m, p in runs if m["fold"] == fold]
     m0 = runs[0][0]
     idx = m0["n_volumes"] // 2
-    truth = np.load(features / m0["test_subject"] / "bold.npy", mmap_mode="r")
-    rows = [("truth", np.asarray(truth[m0["first_volume"] + idx]))]
+    subject, t = m0["pairs"][idx]
+    truth = np.load(features / subject / "bold.npy", mmap_mode="r")
+    rows = [("truth", np.asarray(truth[t]))]
     for m, p in runs:
         pred = nib.load(p.parent / "predictions.nii.gz").dataobj[..., idx]
         rows.append((m["model"], to_volumes(np.asarray(pred))))
@@ -50,7 +51,7 @@ def montage(metric_paths: list[Path], features: Path, path: Path, n_slices: int 
                 ax.set_ylabel(name, fontsize=8)
             if r == 0:
                 ax.set_title(f"slice {z}", fontsize=8)
-    fig.suptitle(f"{fold}, test volume {m0['first_volume'] + idx}", fontsize=9)
+    fig.suptitle(f"{fold}, {subject} volume {t}", fontsize=9)
     _save(fig, path)
 
 

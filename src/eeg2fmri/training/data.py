@@ -77,16 +77,29 @@ class PairDataset:
                  shuffle_seed: int | None = None):
         self.subjects, self.context, self.norm = subjects, context, norm
         self.order = []
+        index = []
         for i, s in enumerate(subjects):
             n = s.eeg.shape[0]
-            if n <= context:
-                raise ValueError(f"{s.subject}: {n} volumes, need more than context={context}")
+            pairs = [(i, t) for a, b in s.segments for t in range(a + context, b)]
+            if not pairs:
+                raise ValueError(f"{s.subject}: no run has more than context={context} volumes "
+                                 f"(runs: {s.segments})")
+            index += pairs
             if shuffle_seed is None:
                 self.order.append(np.arange(n))
             else:
                 self.order.append(np.random.default_rng([shuffle_seed, i]).permutation(n))
-        self.index = np.array([(i, t) for i, s in enumerate(subjects)
-                               for t in range(context, s.eeg.shape[0])], dtype=np.int64)
+        self.index = np.array(index, dtype=np.int64)
+
+    def run_labels(self) -> np.ndarray:
+        """A label per pair naming its (subject, run)."""
+        starts = [np.array([a for a, _ in s.segments]) for s in self.subjects]
+        return np.array([i * 10_000 + int(np.searchsorted(starts[i], t, side="right")) - 1
+                         for i, t in self.index], dtype=np.int64)
+
+    def targets(self) -> np.ndarray:
+        """The target volumes of all pairs, in index order."""
+        return np.stack([self.subjects[i].bold[t] for i, t in self.index])
 
     def __len__(self) -> int:
         return len(self.index)

@@ -54,7 +54,7 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
         "state": {k: v.cpu() for k, v in summary["best_state"].items()},
         "norm": norm.state(), "context": feats["context"], "shuffle_seed": shuffle_seed,
         "n_channels": n_channels, "n_freqs": n_freqs, "out_shape": out_shape,
-        "fold": {"name": fold.name, "test": fold.test, "val": fold.val, "train": fold.train},
+        "fold": {"name": fold.name, "tests": fold.tests, "val": fold.val, "train": fold.train},
         "summary": {"best_epoch": summary["best_epoch"], "epochs_run": summary["epochs_run"],
                     "best_val_loss": summary["best_val_loss"],
                     "n_parameters": count_parameters(model), "n_train_pairs": len(train),

@@ -1,0 +1,285 @@
+"""Fetch one subject of a real dataset into its raw root, or find it in a local copy, and record
+the SHA-256 of every file the preprocessing reads in a manifest (verified again on reuse).
+
+Sources (see `datasets.Source`): per-subject files from the OpenNeuro S3 bucket (listed with the
+S3 ListObjectsV2 API, size and MD5 checked), zip archives of an OSF project (listed with the OSF
+API, SHA-256 checked) and per-subject tarballs (OpenfMRI). Archives are kept under
+`<raw root>/.downloads/` and only the subject's members are extracted.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import fnmatch
+import json
+import os
+import tarfile
+import urllib.parse
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from xml.etree import ElementTree
+
+from eeg2fmri.data.datasets import DatasetSpec
+from eeg2fmri.data.download import DownloadError, download, sha256sum
+from eeg2fmri.data.readers import brainvision_files
+from eeg2fmri.errors import InputError
+from eeg2fmri.io import atomic_path, write_json
+
+DEFAULT_URLS = {
+    "openneuro": "https://s3.amazonaws.com/openneuro.org",
+    "osf": "https://api.osf.io/v2",
+    "openfmri": "http://openfmri.s3.amazonaws.com/tarballs",
+}
+
+
+def needed_files(ds: DatasetSpec, root: Path, subject: str) -> list[Path]:
+    """Every file the preprocessing of `subject` reads (BrainVision: header, data, markers)."""
+    files = []
+    for run in ds.runs:
+        eeg, bold = ds.run_paths(root, subject, run)
+        for path in (eeg, bold):
+            if not path.is_file():
+                raise InputError(path, f"{ds.name} {subject}: file not found")
+        files += [eeg, *(brainvision_files(eeg) if eeg.suffix == ".vhdr" else []), bold]
+    return files
+
+
+def _present(ds: DatasetSpec, root: Path, subject: str) -> bool:
+    try:
+        needed_files(ds, root, subject)
+        return True
+    except InputError:
+        return False
+
+
+def fetch_subject(ds: DatasetSpec, subject: str, root: str | Path, manifest: str | Path, *,
+                  urls: dict[str, str] | None = None, local: bool = False,
+                  progress: bool = True) -> list[Path]:
+    """Download `subject` (unless present), verify, and write `manifest` {relative path: sha256}.
+
+    With `local`, `root` is an existing copy: nothing is downloaded."""
+    root, manifest = Path(root), Path(manifest)
+    if subject not in ds.subjects:
+        raise InputError(None, f"{subject} is not a subject of {ds.name} "
+                               f"({', '.join(ds.subjects)})")
+    if not _present(ds, root, subject):
+        if local:
+            needed_files(ds, root, subject)  # raises, naming the missing file
+        if ds.source is None:
+            raise InputError(root, f"{ds.name} has no download source; put the files here")
+        get = {"openneuro": _openneuro, "osf": _osf, "tarball": _tarball}[ds.source.kind]
+        get(ds, subject, root, {**DEFAULT_URLS, **(urls or {})}, progress)
+    files = needed_files(ds, root, subject)
+    recorded = _read(manifest)
+    digests = {}
+    for f in files:
+        key = os.path.relpath(f, root)
+        digests[key] = sha256sum(f)
+        if key in recorded and recorded[key] != digests[key]:
+            raise InputError(f, f"SHA-256 differs from the one recorded in {manifest}; the file "
+                                "changed or is corrupt: delete it and rerun to fetch it again")
+    write_json(manifest, digests)
+    return files
+
+
+def fetch_index(ds: DatasetSpec, root: str | Path, *, urls: dict[str, str] | None = None,
+                progress: bool = True) -> Path:
+    """The dataset's participants.tsv (and dataset_description.json), which name its subjects."""
+    if ds.source is None or ds.source.kind != "openneuro":
+        raise InputError(None, f"{ds.name}: only OpenNeuro datasets have a participants index")
+    base = {**DEFAULT_URLS, **(urls or {})}["openneuro"].rstrip("/")
+    for name in ("dataset_description.json", "participants.tsv"):
+        download(f"{base}/{ds.source.dataset}/{name}", Path(root) / name, progress=progress)
+    return Path(root) / "participants.tsv"
+
+
+def verify_manifest(manifest: str | Path, root: str | Path) -> None:
+    """Every file in the manifest still has its recorded SHA-256."""
+    manifest, root = Path(manifest), Path(root)
+    for key, digest in _read(manifest).items():
+        path = root / key
+        if not path.is_file():
+            raise InputError(path, f"recorded in {manifest} but missing; rerun the fetch rule")
+        if sha256sum(path) != digest:
+            raise InputError(path, f"SHA-256 differs from the one recorded in {manifest} at "
+                                   "download; delete the file (and the manifest) to fetch it "
+                                   "again")
+
+
+def _read(manifest: Path) -> dict[str, str]:
+    if not manifest.is_file():
+        return {}
+    try:
+        return json.loads(manifest.read_text())
+    except ValueError as e:
+        raise InputError(manifest, f"not a readable manifest ({e}); delete it") from None
+
+
+def _get_text(url: str) -> str:
+    """A small text resource (listings), via the same error handling as downloads."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:  # noqa: S310
+            return r.read().decode()
+    except urllib.error.HTTPError as e:
+        raise DownloadError(None, f"{url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise DownloadError(None, f"{url}: host unreachable or not responding ({reason})") from None
+
+
+# -- OpenNeuro: the public S3 bucket -------------------------------------------------------------
+
+S3 = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+def s3_list(base: str, prefix: str) -> Iterator[tuple[str, int, str]]:
+    """(key, size, etag) of every object under `prefix` (ListObjectsV2, paginated)."""
+    token = None
+    while True:
+        query = {"list-type": "2", "prefix": prefix}
+        if token:
+            query["continuation-token"] = token
+        url = f"{base}/?{urllib.parse.urlencode(query)}"
+        try:
+            tree = ElementTree.fromstring(_get_text(url))
+        except ElementTree.ParseError as e:
+            raise DownloadError(None, f"{url}: not an S3 listing ({e})") from None
+        for item in tree.iter(f"{S3}Contents"):
+            yield (item.findtext(f"{S3}Key", ""), int(item.findtext(f"{S3}Size", "0")),
+                   item.findtext(f"{S3}ETag", "").strip('"'))
+        if tree.findtext(f"{S3}IsTruncated") != "true":
+            return
+        token = tree.findtext(f"{S3}NextContinuationToken")
+
+
+def _openneuro(ds: DatasetSpec, subject: str, root: Path, urls: dict[str, str],
+               progress: bool) -> None:
+    assert ds.source is not None
+    base, dsid = urls["openneuro"].rstrip("/"), ds.source.dataset
+    patterns = [p.format(subject=subject, id=ds.native(subject)) for p in ds.source.include]
+    prefixes = sorted({p.split("*")[0].rsplit("/", 1)[0] for p in patterns})
+    found = 0
+    for prefix in prefixes:
+        for key, size, etag in s3_list(base, f"{dsid}/{prefix}/"):
+            rel = key.removeprefix(f"{dsid}/")
+            if not any(fnmatch.fnmatch(rel, p) for p in patterns):
+                continue
+            found += 1
+            md5 = etag if len(etag) == 32 and "-" not in etag else None  # multipart: no MD5
+            download(f"{base}/{urllib.parse.quote(key)}", root / rel, size=size, md5=md5,
+                     progress=progress)
+    if not found:
+        raise DownloadError(None, f"{base}: no files of {subject} in OpenNeuro {dsid} match "
+                                  f"{', '.join(patterns)}; is {subject} part of the dataset?")
+
+
+# -- archives: OSF zips and OpenfMRI tarballs ----------------------------------------------------
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialise jobs that share an archive (NODDI's zips hold every subject)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def osf_files(api: str, node: str) -> dict[str, dict]:
+    """name -> {url, sha256, size} of the files at the top of an OSF project's storage."""
+    url: str | None = f"{api.rstrip('/')}/nodes/{node}/files/osfstorage/"
+    out = {}
+    while url:
+        try:
+            page = json.loads(_get_text(url))
+        except ValueError as e:
+            raise DownloadError(None, f"{url}: not an OSF file listing ({e})") from None
+        for item in page.get("data", []):
+            a = item.get("attributes", {})
+            if a.get("kind") == "file":
+                out[a["name"]] = {"url": item["links"]["download"], "size": a.get("size"),
+                                  "sha256": a.get("extra", {}).get("hashes", {}).get("sha256")}
+        url = page.get("links", {}).get("next")
+    return out
+
+
+def _osf(ds: DatasetSpec, subject: str, root: Path, urls: dict[str, str],
+         progress: bool) -> None:
+    assert ds.source is not None
+    listing = osf_files(urls["osf"], ds.source.dataset)
+    nid = ds.native(subject)
+    anchors, n = [f"EEG/{nid}/", f"fMRI/{nid}/"], 0
+    for name in ds.source.archives:
+        if name not in listing:
+            raise DownloadError(None, f"OSF project {ds.source.dataset} has no file {name} "
+                                      f"(files: {', '.join(sorted(listing))})")
+        f = listing[name]
+        archive = root / ".downloads" / name
+        with _locked(archive):
+            download(f["url"], archive, sha256=f["sha256"], size=f["size"], progress=progress)
+        n += _extract(archive, root, anchors)
+    if not n:
+        raise InputError(None, f"OSF project {ds.source.dataset}: no archive has files under "
+                               f"{' or '.join(anchors)}; is {subject} part of the dataset?")
+
+
+def _tarball(ds: DatasetSpec, subject: str, root: Path, urls: dict[str, str],
+             progress: bool) -> None:
+    assert ds.source is not None
+    nid = ds.native(subject)
+    name = ds.source.url.format(id=nid)
+    archive = root / ".downloads" / name
+    with _locked(archive):
+        download(f"{urls['openfmri'].rstrip('/')}/{name}", archive, progress=progress)
+    if not _extract(archive, root, [f"sub{nid}/"]):
+        raise InputError(archive, f"has no members under sub{nid}/")
+
+
+def _member_target(name: str, anchors: list[str]) -> str | None:
+    """The member's path from the first anchor (e.g. `EEG/32/`) on, wherever the archive nests
+    it; None for other members and for unsafe paths."""
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith("/") or ".." in parts:
+        return None
+    path = "/".join(parts)
+    for anchor in anchors:
+        i = path.find(anchor)
+        if i == 0 or (i > 0 and path[i - 1] == "/"):
+            return path[i:] if not path.endswith("/") else None
+    return None
+
+
+def _extract(archive: Path, root: Path, anchors: list[str]) -> int:
+    """Extract the members under `anchors`, each file written atomically; returns how many."""
+    n = 0
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                for info in z.infolist():
+                    target = _member_target(info.filename, anchors)
+                    if target and not info.is_dir():
+                        with z.open(info) as src, atomic_path(root / target) as tmp:
+                            tmp.write_bytes(src.read())
+                        n += 1
+        else:
+            with tarfile.open(archive) as t:
+                for member in t:
+                    target = _member_target(member.name, anchors)
+                    if target and member.isfile():
+                        src = t.extractfile(member)
+                        assert src is not None
+                        with atomic_path(root / target) as tmp:
+                            tmp.write_bytes(src.read())
+                        n += 1
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
+        archive.unlink(missing_ok=True)
+        raise DownloadError(archive, f"archive is corrupt ({e}); it was removed, rerun to "
+                                     "download it again") from None
+    return n
