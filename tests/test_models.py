@@ -112,3 +112,55 @@ def test_cnn_tc_uses_the_eeg_context_in_time():
     with torch.no_grad():
         model.eval()
         assert not torch.allclose(model(x), model(late))
+
+
+@pytest.mark.parametrize("channels,depth", [(43, 32), (64, 30)])
+def test_e2fgan_shapes_and_paper_parameter_count(channels, depth):
+    small = build_model("e2fgan", n_channels=channels, n_freqs=249, out_shape=(depth, 64, 64),
+                        context=20, width=16, disc_width=16)
+    with torch.no_grad():
+        y = small(torch.randn(2, 20, channels, 249))
+        logits = small.discriminator(y)
+    assert y.shape == (2, depth, 64, 64) and logits.shape == (2, 1, 4, 4)
+    paper = build_model("e2fgan", n_channels=channels, n_freqs=249, out_shape=(depth, 64, 64),
+                        context=20, width=256)
+    n_d = count_parameters(paper.discriminator)
+    assert 15.5e6 < count_parameters(paper.generator) < 16.0e6 and 0.4e6 < n_d < 0.5e6
+
+
+@pytest.mark.parametrize("channels,depth,samples,fs", [(64, 30, 540, 250.0),
+                                                       (43, 32, 2000, 1000.0)])
+def test_ntvit_shapes_on_raw_windows(channels, depth, samples, fs):
+    """NODDI- and Oddball-shaped raw windows (540 samples at 250 Hz, 2000 at 1 kHz)."""
+    model = build_model("ntvit", n_channels=channels, n_freqs=samples, out_shape=(depth, 64, 64),
+                        context=20, fs=fs, dim=32, depth=1, dec_depth=1, heads=4, n_mels=32,
+                        domain_matching=True)
+    x, y = torch.randn(2, 20, channels, samples), torch.rand(2, depth, 64, 64)
+    with torch.no_grad():
+        out = model(x)
+        eeg_only = torch.nn.functional.mse_loss(out, y)
+        with_dm = model.training_loss(x, y)
+    assert out.shape == (2, depth, 64, 64) and float(out.min()) >= 0 and float(out.max()) <= 1
+    assert float(with_dm) > float(eeg_only)  # the fMRI path and latent matching add terms
+
+
+def test_ntvit_log_mel_puts_a_sine_in_its_band():
+    from eeg2fmri.models.ntvit import LogMel, mel_filterbank
+
+    fb = mel_filterbank(126, 32, 250.0)
+    assert fb.shape == (32, 126) and float(fb.min()) >= 0 and float(fb.max()) <= 1
+    logmel = LogMel(250.0, 32)
+    t = torch.arange(5000) / 250.0
+    spec = logmel(torch.sin(2 * torch.pi * 40.0 * t)[None, None])[0, 0].mean(-1)
+    peak_hz = float((fb[int(spec.argmax())] * torch.linspace(0, 125, 126)).sum()
+                    / fb[int(spec.argmax())].sum())
+    assert abs(peak_hz - 40.0) < 6.0
+
+
+def test_ntvit_paper_configuration_parameter_count():
+    """dim 256, 8 + 8 layers, with the domain-matching fMRI encoder: 22.5 M (the paper reports
+    ~27.7 M for its own layout), 16.0 M without it."""
+    kw = dict(n_channels=64, n_freqs=540, out_shape=(30, 64, 64), context=20, fs=250.0,
+              dim=256, depth=8, dec_depth=8, heads=8, n_mels=64)
+    assert count_parameters(build_model("ntvit", domain_matching=True, **kw)) == 22_518_080
+    assert count_parameters(build_model("ntvit", **kw)) == 16_019_008

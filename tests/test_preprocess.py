@@ -109,6 +109,11 @@ def test_store_holds_each_window_once(tiny_features):
     assert s.eeg.dtype == np.float32 and isinstance(s.eeg, np.memmap)
     assert s.bold.shape == (TINY.n_volumes, TINY.grid[2], TINY.grid[0], TINY.grid[1])
     assert s.clean is not None and s.mask.dtype == bool and s.mask.any()
+    # the raw windows (NT-ViT's input) are the same windows the spectra were computed from
+    n_win = s.meta["window_samples"]
+    assert s.raw.shape == (TINY.n_volumes, TINY.n_channels, n_win) and s.raw.dtype == np.float16
+    spec = np.abs(np.fft.rfft(np.asarray(s.raw[3], dtype=np.float64), axis=-1))[:, 1:61]
+    np.testing.assert_allclose(spec, s.eeg[3], rtol=0.02, atol=0.02 * float(s.eeg[3].max()))
     assert s.meta["first_onset_sample"] >= TINY.lead_in_s[0] * TINY.fs
 
 

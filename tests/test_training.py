@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from eeg2fmri.evaluation.predict import evaluate_fold
+from eeg2fmri.models import build_model
 from eeg2fmri.preprocess import store
 from eeg2fmri.training.data import EEGNorm, PairDataset
 from eeg2fmri.training.folds import fold_by_name, loso_fold, loso_folds
-from eeg2fmri.training.loop import cosine_restarts
+from eeg2fmri.training.loop import cosine_restarts, seed_everything
 from eeg2fmri.training.run import open_subjects, train_fold
 
 from .conftest import TINY, tiny_spec
@@ -175,3 +176,44 @@ def test_a_fixed_split_trains_once_and_evaluates_every_test_subject(tiny_feature
     with pytest.raises(ValueError, match="trained for fold split-two"):
         evaluate_fold(tmp_path / "model.pt", [tiny_features / "sub-01"],
                       tmp_path / "m2.json", tmp_path / "p2.nii.gz")
+
+
+def test_e2fgan_updates_both_networks_and_resume_restores_both(tiny_features, tmp_path):
+    """Alternating D/G steps with separate optimisers in the generic loop: both networks move,
+    the checkpoint holds both optimisers, and a resumed run ends identical to a straight one."""
+    spec = tiny_spec(epochs=2)
+    spec.update(name="e2fgan", arch="e2fgan", params={"width": 8, "disc_width": 8})
+    fold = loso_fold(SUBJECTS, "sub-02")
+    seed_everything(0)
+    init = build_model("e2fgan", n_channels=8, n_freqs=60, out_shape=(8, 16, 16), context=5,
+                       width=8, disc_width=8).state_dict()
+    straight = train_fold(spec, fold, tiny_features, tmp_path / "a", progress=False)
+    for net in ("generator.decoder.9.weight", "discriminator.net.0.weight"):
+        assert not torch.equal(init[net], straight["state"][net]), f"{net} did not update"
+    assert train_fold(spec, fold, tiny_features, tmp_path / "b", stop_after_epoch=1,
+                      progress=False) is None
+    ckpt = torch.load(tmp_path / "b" / "checkpoint" / "last.pt", weights_only=False)
+    assert set(ckpt["optimizer"]) == {"generator", "discriminator"}
+    assert ckpt["optimizer"]["discriminator"]["state"]  # Adam moments of D are saved
+    resumed = train_fold(spec, fold, tiny_features, tmp_path / "b", progress=False)
+    for k, v in straight["state"].items():
+        assert torch.equal(v, resumed["state"][k]), k
+    r = evaluate_fold(tmp_path / "a" / "model.pt", [tiny_features / "sub-02"],
+                      tmp_path / "metrics.json", tmp_path / "pred.nii.gz")
+    assert np.isfinite(r["mean"]["ssim"])
+
+
+@pytest.mark.parametrize("dm", [False, True])
+def test_ntvit_trains_on_raw_windows_and_evaluates(tiny_features, tmp_path, dm):
+    spec = tiny_spec(epochs=1)
+    spec.update(name="ntvit", arch="ntvit",
+                params={"dim": 16, "depth": 1, "dec_depth": 1, "heads": 2, "n_mels": 16,
+                        "spec_patch": [4, 4], "patch": [4, 8, 8], "domain_matching": dm})
+    spec["features"]["eeg_norm"] = "raw_standard"
+    fold = loso_fold(SUBJECTS, "sub-01")
+    rec = train_fold(spec, fold, tiny_features, tmp_path, progress=False)
+    assert rec["params"]["fs"] == TINY.fs and rec["norm"]["mode"] == "raw_standard"
+    assert np.asarray(rec["norm"]["a"]).shape == (TINY.n_channels, 1)
+    r = evaluate_fold(tmp_path / "model.pt", [tiny_features / "sub-01"],
+                      tmp_path / "metrics.json", tmp_path / "pred.nii.gz")
+    assert r["n_volumes"] == TINY.n_volumes - 5 and np.isfinite(r["mean"]["ssim"])

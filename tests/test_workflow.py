@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from eeg2fmri.preprocess import STORE_FILES
+
 from .conftest import REPO, tool_env
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -77,7 +79,7 @@ def test_one_fold_target_schedules_only_that_fold(tmp_path):
     # by construction, the train job is not even given the test subject's features
     [train_in] = scheduled(r.stdout, "train", "input")
     features = [f for f in train_in if f.startswith("data/features/")]
-    assert len(features) == 5 * 4 and not [f for f in features if "sub-03" in f]
+    assert len(features) == 5 * len(STORE_FILES) and not [f for f in features if "sub-03" in f]
 
 
 @pytest.mark.workflow

@@ -24,6 +24,8 @@ class TrainConfig:
 
 
 FEATURE_DEFAULTS = {"n_bins": 249, "context": 20, "eeg_norm": "log_standard"}
+# Architectures with their own EEG front end: they read the store's raw windows, not spectra.
+RAW_INPUT_ARCHS = ("ntvit",)
 
 
 def resolve_model(cfg: dict[str, Any], name: str) -> dict[str, Any]:
@@ -43,12 +45,16 @@ def train_spec(cfg: dict[str, Any], name: str) -> dict[str, Any]:
     """Everything that determines a model's training: architecture, features, optimisation."""
     model = resolve_model(cfg, name)
     training = {**cfg.get("training", {}), **model.pop("training", {})}
+    arch = model.pop("arch")
+    features = {**FEATURE_DEFAULTS, **cfg.get("features", {})}
+    if arch in RAW_INPUT_ARCHS:
+        features["eeg_norm"] = "raw_standard"
     return {
         "name": name,
-        "arch": model.pop("arch"),
+        "arch": arch,
         "shuffle_eeg": bool(model.pop("shuffle_eeg", False)),
         "params": model,
-        "features": {**FEATURE_DEFAULTS, **cfg.get("features", {})},
+        "features": features,
         "training": training,
     }
 

@@ -2,4 +2,4 @@
 
 # The files every subject's features store holds (read by the workflow rules at parse time, so
 # this lives here, free of heavy imports).
-STORE_FILES = ("eeg.npy", "bold.npy", "mask.npy", "meta.json")
+STORE_FILES = ("eeg.npy", "raw.npy", "bold.npy", "mask.npy", "meta.json")

@@ -59,6 +59,15 @@ def window_spectra(data: np.ndarray, onsets: np.ndarray, n_win: int, bins: tuple
     return out
 
 
+def window_samples(data: np.ndarray, onsets: np.ndarray, n_win: int) -> np.ndarray:
+    """The raw `n_win`-sample window at each onset, [T, C, n_win] float16 (for models with
+    their own EEG front end, e.g. NT-ViT's log-mel spectrogram)."""
+    out = np.empty((len(onsets), data.shape[0], n_win), dtype=np.float16)
+    for i, o in enumerate(onsets):
+        out[i] = data[:, o:o + n_win]
+    return out
+
+
 def decimate(data: np.ndarray, factor: int) -> np.ndarray:
     """Low-pass (FIR, zero phase) and keep every `factor`-th sample, per channel."""
     if factor == 1:

@@ -1,6 +1,7 @@
 """The features store: one directory per subject, each EEG window stored once.
 
     eeg.npy    [T, C, F] float32 |FFT| magnitudes (microvolts), memory-mappable
+    raw.npy    [T, C, S] float16 raw EEG windows of S = fs*TR samples (microvolts)
     bold.npy   [T, Z, X, Y] float32, each volume min-max scaled to [0, 1]
     mask.npy   [Z, X, Y] bool brain mask (ground truth when simulated, else from the mean volume)
     clean.npy  [T, Z, X, Y] noise-free BOLD, same scaling (simulated data only)
@@ -14,6 +15,7 @@ The 20-window context for volume t is windows t-20 .. t-1, assembled by indexing
 from __future__ import annotations
 
 import json
+import mmap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,13 @@ from eeg2fmri.data.readers import EEGRecording, read_bold, read_brainvision, rea
 from eeg2fmri.errors import InputError
 from eeg2fmri.io import save_npy, write_json
 from eeg2fmri.preprocess import STORE_FILES
-from eeg2fmri.preprocess.eeg import decimate, select_channels, volume_onsets, window_spectra
+from eeg2fmri.preprocess.eeg import (
+    decimate,
+    select_channels,
+    volume_onsets,
+    window_samples,
+    window_spectra,
+)
 from eeg2fmri.preprocess.fmri import dct_reduce, minmax_per_volume, to_volumes
 
 
@@ -69,6 +77,7 @@ def _run_features(ds: DatasetSpec, eeg_path: Path, bold_path: Path, *, n_bins: i
         vols, affine = dct_reduce(vols, affine, ds.grid)
     return {
         "spectra": window_spectra(data * 1e6, onsets, n_win, (1, 1 + n_bins)),
+        "raw": window_samples(data * 1e6, onsets, n_win),
         "vols": minmax_per_volume(to_volumes(vols)), "affine": affine, "fs": fs,
         "n_win": n_win, "channels": rec.ch_names, "vol_index": vol_index,
         "info": {"eeg": str(eeg_path), "bold": str(bold_path), "n_volumes_bold": n_vol,
@@ -104,6 +113,7 @@ def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path,
                                         f"{ds.runs[0]!r}: {runs[0]['vols'].shape[1:]}")
     vols = np.concatenate([r["vols"] for r in runs])
     spectra = np.concatenate([r["spectra"] for r in runs])
+    raw = np.concatenate([r["raw"] for r in runs])
     bounds = np.cumsum([0] + [len(r["vols"]) for r in runs])
     truth = ds.truth_paths(root, subject)
     if "mask" in truth:
@@ -118,6 +128,7 @@ def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path,
         save_npy(out_dir / "clean.npy",
                  minmax_per_volume(to_volumes(clean.data[..., runs[0]["vol_index"]])))
     save_npy(out_dir / "eeg.npy", spectra)
+    save_npy(out_dir / "raw.npy", raw)
     save_npy(out_dir / "bold.npy", vols)
     save_npy(out_dir / "mask.npy", mask)
     first = runs[0]
@@ -148,7 +159,14 @@ class SubjectFeatures:
     bold: np.ndarray
     mask: np.ndarray
     meta: dict[str, Any]
+    raw: np.ndarray
     clean: np.ndarray | None = None
+
+    def release(self) -> None:
+        """Unmap the pages read so far (see `release_pages`)."""
+        for a in (self.eeg, self.raw, self.bold, self.clean):
+            if a is not None:
+                release_pages(a)
 
     @property
     def segments(self) -> list[tuple[int, int]]:
@@ -167,7 +185,15 @@ class SubjectFeatures:
             raise InputError(d / "meta.json", f"not readable JSON ({e}); rerun preprocess") from e
         clean = _load(d / "clean.npy", "r") if (d / "clean.npy").is_file() else None
         return cls(subject or d.name, _load(d / "eeg.npy", "r"), _load(d / "bold.npy", "r"),
-                   _load(d / "mask.npy", None), meta, clean)
+                   _load(d / "mask.npy", None), meta, _load(d / "raw.npy", "r"), clean)
+
+
+def release_pages(array: np.ndarray) -> None:
+    """Drop a memory-mapped array's pages from this process's resident set (they stay in the
+    page cache), so that reading a large store does not grow the training process."""
+    mm = getattr(array, "_mmap", None)
+    if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
+        mm.madvise(mmap.MADV_DONTNEED)
 
 
 def _load(path: Path, mmap_mode: str | None) -> np.ndarray:

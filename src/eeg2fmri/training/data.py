@@ -13,18 +13,25 @@ import torch
 
 from eeg2fmri.preprocess.store import SubjectFeatures
 
-NORMS = ("paper", "log_standard")
+NORMS = ("paper", "log_standard", "raw_standard")
 
 
 @dataclass
 class EEGNorm:
     """`paper`: z-score across channels per (window, frequency), then min-max to [0, 1] with the
     training set's min and max (the references fit these on train+test; we do not).
-    `log_standard`: log1p magnitudes standardised per (channel, frequency) with training stats."""
+    `log_standard`: log1p magnitudes standardised per (channel, frequency) with training stats.
+    `raw_standard`: raw EEG windows (the store's `raw`, for models with their own front end)
+    standardised per channel with training stats."""
 
     mode: str
-    a: np.ndarray  # paper: global min; log_standard: mean [C, F]
-    b: np.ndarray  # paper: global max; log_standard: std [C, F]
+    a: np.ndarray  # paper: global min; log_standard: mean [C, F]; raw_standard: mean [C, 1]
+    b: np.ndarray  # paper: global max; log_standard: std [C, F]; raw_standard: std [C, 1]
+
+    @property
+    def source(self) -> str:
+        """The store array this normalisation applies to: `eeg` (spectra) or `raw`."""
+        return "raw" if self.mode == "raw_standard" else "eeg"
 
     @staticmethod
     def _pre(mode: str, x: np.ndarray) -> np.ndarray:
@@ -39,11 +46,24 @@ class EEGNorm:
     def fit(cls, mode: str, subjects: list[SubjectFeatures]) -> EEGNorm:
         if mode not in NORMS:
             raise ValueError(f"eeg_norm must be one of {NORMS}, not {mode!r}")
+        if mode == "raw_standard":
+            n, total, sq = 0, 0.0, 0.0
+            for s in subjects:
+                for start in range(0, s.raw.shape[0], 64):  # float16 on disk: chunks
+                    z = np.asarray(s.raw[start:start + 64], dtype=np.float64)
+                    n += z.shape[0] * z.shape[2]
+                    total = total + z.sum(axis=(0, 2))
+                    sq = sq + (z**2).sum(axis=(0, 2))
+                s.release()
+            mean = total / n
+            std = np.sqrt(np.maximum(sq / n - mean**2, 1e-12))
+            return cls(mode, mean[:, None].astype(np.float32), std[:, None].astype(np.float32))
         if mode == "paper":
             lo, hi = np.inf, -np.inf
             for s in subjects:
                 z = cls._pre(mode, s.eeg)
                 lo, hi = min(lo, float(z.min())), max(hi, float(z.max()))
+                s.release()
             return cls(mode, np.float32(lo), np.float32(hi))
         n, total, sq = 0, 0.0, 0.0
         for s in subjects:
@@ -51,11 +71,14 @@ class EEGNorm:
             n += z.shape[0]
             total = total + z.sum(0)
             sq = sq + (z**2).sum(0)
+            s.release()
         mean = total / n
         std = np.sqrt(np.maximum(sq / n - mean**2, 1e-12))
         return cls(mode, mean.astype(np.float32), std.astype(np.float32))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.mode == "raw_standard":
+            return (np.asarray(x, dtype=np.float32) - self.a) / self.b
         z = self._pre(self.mode, x)
         if self.mode == "paper":
             return (z - self.a) / max(float(self.b - self.a), 1e-8)
@@ -78,6 +101,7 @@ class PairDataset:
         self.subjects, self.context, self.norm = subjects, context, norm
         self.order = []
         index = []
+        self.source = norm.source
         for i, s in enumerate(subjects):
             n = s.eeg.shape[0]
             pairs = [(i, t) for a, b in s.segments for t in range(a + context, b)]
@@ -106,11 +130,12 @@ class PairDataset:
 
     def batch(self, rows: np.ndarray, with_clean: bool = False
               ) -> tuple[torch.Tensor, ...]:
-        """EEG [B, context, C, F] and target volumes [B, D, H, W] for the given pair indices."""
+        """EEG [B, context, C, F] (spectra, or raw windows [B, context, C, S]) and target
+        volumes [B, D, H, W] for the given pair indices."""
         eeg, vol, clean = [], [], []
         for i, t in self.index[rows]:
             s = self.subjects[i]
-            eeg.append(s.eeg[self.order[i][t - self.context:t]])
+            eeg.append(getattr(s, self.source)[self.order[i][t - self.context:t]])
             vol.append(s.bold[t])
             if with_clean:
                 clean.append(s.clean[t])
@@ -121,10 +146,15 @@ class PairDataset:
         return out
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None,
-                with_clean: bool = False):
-        """Yield batches, in a random order when a generator is given."""
+                with_clean: bool = False, release_every: int = 8):
+        """Yield batches, in a random order when a generator is given. Every `release_every`
+        batches the memory-mapped pages read so far are released, so the process's resident
+        memory does not grow with the size of the dataset."""
         n = len(self)
         order = (torch.randperm(n, generator=generator).numpy() if generator is not None
                  else np.arange(n))
-        for start in range(0, n, batch_size):
+        for i, start in enumerate(range(0, n, batch_size)):
             yield self.batch(order[start:start + batch_size], with_clean)
+            if (i + 1) % release_every == 0:
+                for s in self.subjects:
+                    s.release()

@@ -1,7 +1,10 @@
 """The generic training loop: AdamW, warm-up + cosine with hard restarts, grad clipping, AMP on
 CUDA, per-epoch CSV log, best checkpoint on the validation subject, early stopping, and resume
-from the last epoch's checkpoint after a kill. Every model trains through here; a model may
-provide `training_loss(batch) -> loss` to replace the default SSIM+MSE objective."""
+from the last epoch's checkpoint after a kill. Every model trains through here. A model may
+provide `training_loss(x, y)` to replace the default SSIM+MSE objective, `after_step()` (e.g. an
+EMA update), or, with several optimisers (a GAN), `optimizer_groups()` -> {name: parameters} and
+`training_step(x, y, step, ssim_weight)`, which calls `step(name, loss)` for each of its updates;
+every group gets its own AdamW, schedule and gradient clipping, all checkpointed."""
 
 from __future__ import annotations
 
@@ -87,17 +90,33 @@ def fit(model: nn.Module, train: PairDataset, val: PairDataset, cfg: TrainConfig
                 "best_val_loss": val_loss}
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = (model.optimizer_groups() if hasattr(model, "optimizer_groups")
+              else {"model": list(model.parameters())})
+    opts = {n: torch.optim.AdamW(p, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            for n, p in groups.items()}
     cycles = max(1.0, cfg.epochs / cfg.restart_epochs)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: cosine_restarts(s, total_steps, cfg.warmup_steps, cycles))
+    scheds = {n: torch.optim.lr_scheduler.LambdaLR(
+        o, lambda s: cosine_restarts(s, total_steps, cfg.warmup_steps, cycles))
+        for n, o in opts.items()}
     use_amp = cfg.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    scalers = {n: torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+               for n in opts}
     # Models may bring their own training loss and a per-step hook (a diffusion model's
-    # epsilon loss and EMA update); otherwise the papers' SSIM + MSE loss on model(x).
+    # epsilon loss and EMA update), or their own step over several optimisers (a GAN);
+    # otherwise the papers' SSIM + MSE loss on model(x).
     loss_fn = getattr(model, "training_loss", None)
     after_step = getattr(model, "after_step", None)
+    training_step = getattr(model, "training_step", None)
+
+    def step(name: str, loss: torch.Tensor) -> None:
+        opt, scaler = opts[name], scalers[name]
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        nn.utils.clip_grad_norm_(groups[name], cfg.grad_clip)
+        scaler.step(opt)
+        scaler.update()
 
     ckpt = checkpoint_dir / "last.pt"
     start, best_val, best_epoch, best_state, rows = 1, math.inf, 0, None, []
@@ -105,9 +124,10 @@ def fit(model: nn.Module, train: PairDataset, val: PairDataset, cfg: TrainConfig
         state = torch.load(ckpt, map_location=device, weights_only=False)
         if state.get("fingerprint") == fingerprint:
             model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
+            for n in opts:
+                opts[n].load_state_dict(state["optimizer"][n])
+                scheds[n].load_state_dict(state["scheduler"][n])
+                scalers[n].load_state_dict(state["scaler"][n])
             torch.set_rng_state(state["rng_cpu"].cpu())
             start, best_val, best_epoch = state["epoch"] + 1, state["best_val"], state["best_epoch"]
             best_state, rows = state["best_state"], state["rows"]
@@ -127,14 +147,15 @@ def fit(model: nn.Module, train: PairDataset, val: PairDataset, cfg: TrainConfig
         for x, y in bar:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                loss = loss_fn(x, y) if loss_fn else ssim_mse_loss(model(x), y, cfg.ssim_weight)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
+                if training_step:
+                    loss = training_step(x, y, step, ssim_weight=cfg.ssim_weight)
+                else:
+                    loss = (loss_fn(x, y) if loss_fn
+                            else ssim_mse_loss(model(x), y, cfg.ssim_weight))
+            if not training_step:
+                step("model", loss)
+            for sched in scheds.values():
+                sched.step()
             if after_step:
                 after_step()
             running += float(loss.detach()) * len(x)
@@ -146,15 +167,17 @@ def fit(model: nn.Module, train: PairDataset, val: PairDataset, cfg: TrainConfig
             best_val, best_epoch = val_loss, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         bad_epochs = 0 if improved else bad_epochs + 1
+        lr = next(iter(scheds.values())).get_last_lr()[0]
         rows.append({"epoch": epoch, "train_loss": running / seen, "val_loss": val_loss,
-                     "lr": sched.get_last_lr()[0], "seconds": time.time() - t0,
-                     "best": int(improved)})
+                     "lr": lr, "seconds": time.time() - t0, "best": int(improved)})
         print(f"epoch {epoch}: train {running / seen:.4f}  val {val_loss:.4f}"
               f"{'  *' if improved else ''}  ({rows[-1]['seconds']:.1f} s)", flush=True)
         _write_log(log_path, rows)
         _save({"fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
-               "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-               "scaler": scaler.state_dict(), "rng_cpu": torch.get_rng_state(),
+               "optimizer": {n: o.state_dict() for n, o in opts.items()},
+               "scheduler": {n: o.state_dict() for n, o in scheds.items()},
+               "scaler": {n: o.state_dict() for n, o in scalers.items()},
+               "rng_cpu": torch.get_rng_state(),
                "best_val": best_val, "best_epoch": best_epoch, "best_state": best_state,
                "rows": rows, "config": asdict(cfg)}, ckpt)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:

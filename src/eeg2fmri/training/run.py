@@ -37,11 +37,14 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
     shuffle_seed = cfg.seed if spec["shuffle_eeg"] else None
     train = PairDataset(train_subj, feats["context"], norm, shuffle_seed)
     val = PairDataset(val_subj, feats["context"], norm, shuffle_seed)
-    _, n_channels, n_freqs = train_subj[0].eeg.shape
+    _, n_channels, n_freqs = getattr(train_subj[0], norm.source).shape  # F bins or S samples
     out_shape = tuple(train_subj[0].bold.shape[1:])
+    params = dict(spec["params"])
+    if norm.source == "raw":  # a model with its own EEG front end needs the sampling rate
+        params["fs"] = float(train_subj[0].meta["fs"])
     seed_everything(cfg.seed)
     model = build_model(spec["arch"], n_channels=n_channels, n_freqs=n_freqs,
-                        out_shape=out_shape, context=feats["context"], **spec["params"])
+                        out_shape=out_shape, context=feats["context"], **params)
     dev = pick_device(device)
     fp = config_mod.fingerprint({"spec": spec, "train": fold.train, "val": fold.val})
     summary = fit(model, train, val, cfg, checkpoint_dir=out_dir / "checkpoint",
@@ -50,7 +53,7 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
     if summary.get("interrupted"):
         return None
     record = {
-        "spec": spec, "arch": spec["arch"], "params": spec["params"],
+        "spec": spec, "arch": spec["arch"], "params": params,
         "state": {k: v.cpu() for k, v in summary["best_state"].items()},
         "norm": norm.state(), "context": feats["context"], "shuffle_seed": shuffle_seed,
         "n_channels": n_channels, "n_freqs": n_freqs, "out_shape": out_shape,
