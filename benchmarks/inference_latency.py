@@ -2,7 +2,8 @@
 
     python benchmarks/inference_latency.py [--threads 2] [--repeats 5] [--device cpu]
 
-Input as on NODDI: 64 electrodes x 249 frequency bins x 20 windows -> a 30 x 64 x 64 volume.
+Input as on NODDI: 64 electrodes x 249 frequency bins x 20 windows (NT-ViT: 20 raw windows of
+540 samples at 250 Hz) -> a 30 x 64 x 64 volume.
 Prints a Markdown table: parameters, median seconds per volume, and whether that is below one
 TR of CN-EPFL (1.28 s), the shortest TR of the papers' datasets.
 """
@@ -24,7 +25,10 @@ PAPER = {  # model_settings entries of config.yaml in their published configurat
     "e2fnet (width 256)": {"arch": "e2fnet", "width": 256},
     "spec2vol_paper": "spec2vol_paper",
     "ef_diffusion_paper": "ef_diffusion_paper",
+    "e2fgan_paper": "e2fgan_paper",
+    "ntvit_paper": "ntvit_paper",
 }
+RAW_SAMPLES, FS = 540, 250.0  # NT-ViT reads raw windows: NODDI's 2.16 s at 250 Hz
 TR_S = 1.28
 
 
@@ -41,17 +45,21 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--models", nargs="+", default=list(PAPER), help="a subset of the models")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     print(f"| model | parameters | s / volume (median of {a.repeats}) | < 1 TR (1.28 s) |")
     print("|---|---|---|---|")
-    for name, entry in PAPER.items():
-        params = settings(entry)
+    for name in a.models:
+        params = settings(PAPER[name])
         arch = params.pop("arch")
-        model = build_model(arch, n_channels=64, n_freqs=249, out_shape=(30, 64, 64),
+        n = RAW_SAMPLES if arch == "ntvit" else 249
+        if arch == "ntvit":
+            params["fs"] = FS
+        model = build_model(arch, n_channels=64, n_freqs=n, out_shape=(30, 64, 64),
                             context=20, **params).to(dev).eval()
-        x = torch.randn(1, 20, 64, 249, device=dev)
+        x = torch.randn(1, 20, 64, n, device=dev)
         times = []
         with torch.no_grad():
             model(x)  # warm-up

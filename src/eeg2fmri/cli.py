@@ -141,7 +141,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_fetch)
 
-    s = sub.add_parser("train", help="train one model on one leave-one-subject-out fold")
+    s = sub.add_parser("train", help="train one model on one fold (LOSO or a fixed split)")
     s.add_argument("--features", type=Path, required=True, help="the dataset's features dir")
     s.add_argument("--subjects", nargs="+", required=True, help="all subjects of the dataset")
     s.add_argument("--fold", required=True,
