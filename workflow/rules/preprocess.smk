@@ -11,7 +11,7 @@ rule preprocess:
         multiext(f"{FEATURES}/{{dataset}}/{{subject}}/", *FEATURE_FILES),
     params:
         settings=lambda w: preprocess_settings(w.dataset),
-        raw=lambda w: f"{RAW}/sim" if w.dataset == "sim" else raw_root(w.dataset),
+        raw=lambda w: raw_root(w.dataset),
         manifest=lambda w, input: f"--manifest {input.manifest}" if "manifest" in input.keys()
         else "",
         out=lambda w: f"{FEATURES}/{w.dataset}/{w.subject}",

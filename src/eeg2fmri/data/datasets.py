@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from eeg2fmri.data import sim_settings
+from eeg2fmri.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -90,15 +91,13 @@ def _one(root: Path, pattern: str) -> Path:
         return root / pattern
     hits = sorted(glob.glob(str(root / pattern)))
     if len(hits) > 1:
-        from eeg2fmri.errors import InputError
-
         raise InputError(root / pattern, f"matches {len(hits)} files, expected one: "
                                          f"{', '.join(Path(h).name for h in hits)}")
     return Path(hits[0]) if hits else root / pattern
 
 
-def _subs(ids: list[int | str], width: int = 2, prefix: str = "") -> tuple[str, ...]:
-    return tuple(f"sub-{prefix}{i:0{width}d}" if isinstance(i, int) else f"sub-{i}" for i in ids)
+def _subs(ids: list[int], width: int = 2, prefix: str = "") -> tuple[str, ...]:
+    return tuple(f"sub-{prefix}{i:0{width}d}" for i in ids)
 
 
 # XP-2 runs: motor imagery before/after, and three runs each of 1-D and 2-D neurofeedback.

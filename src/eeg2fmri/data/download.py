@@ -25,29 +25,49 @@ CHUNK = 1 << 20
 
 
 class DownloadError(InputError):
-    """A download failed; the message names the URL."""
+    """A download failed; the message names the URL (`status`: the HTTP status, if any)."""
+
+    def __init__(self, path: str | Path | None, problem: str, status: int | None = None):
+        super().__init__(path, problem)
+        self.status = status
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, algorithm).hexdigest()
 
 
 def sha256sum(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "sha256")
 
 
-def _md5sum(path: Path) -> str:
-    h = hashlib.md5()  # noqa: S324 - S3's ETag, not a security check
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _read_manifest(path: Path | None) -> dict[str, str]:
+def read_manifest(path: Path | None) -> dict[str, str]:
+    """A JSON manifest {relative path: sha256}; empty when there is none yet."""
     if path is None or not path.is_file():
         return {}
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise InputError(path, f"not a readable manifest ({e}); delete it") from None
+
+
+def open_url(request: str | urllib.request.Request, timeout: float = 30.0
+             ) -> http.client.HTTPResponse:
+    """urllib's urlopen whose failures are one DownloadError line naming the URL."""
+    url = request.full_url if isinstance(request, urllib.request.Request) else request
+    try:
+        return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310
+    except urllib.error.HTTPError as e:
+        raise DownloadError(None, f"{url}: HTTP {e.code} {e.reason}", status=e.code) from None
+    except (urllib.error.URLError, TimeoutError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise DownloadError(None, f"{url}: host unreachable or not responding ({reason})") from None
+
+
+def get_text(url: str, timeout: float = 30.0) -> str:
+    """A small text resource (a listing)."""
+    with open_url(url, timeout) as r:
+        return r.read().decode()
 
 
 def download(url: str, dest: str | Path, *, manifest: str | Path | None = None,
@@ -61,7 +81,7 @@ def download(url: str, dest: str | Path, *, manifest: str | Path | None = None,
     if size is not None and dest.is_file() and dest.stat().st_size != size:
         dest.unlink()  # a stale or truncated copy: fetch it again
     manifest = Path(manifest) if manifest is not None else None
-    known = _read_manifest(manifest)
+    known = read_manifest(manifest)
     key = dest.name if manifest is None else os.path.relpath(dest, manifest.parent)
     expected = sha256 or known.get(key)
     if dest.is_file():
@@ -74,15 +94,11 @@ def download(url: str, dest: str | Path, *, manifest: str | Path | None = None,
     start = part.stat().st_size if part.is_file() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310
-    except urllib.error.HTTPError as e:
-        if e.code == 416 and start:  # the .part is already complete
-            response = None
-        else:
-            raise DownloadError(None, f"{url}: HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise DownloadError(None, f"{url}: host unreachable or not responding ({reason})") from None
+        response = open_url(request, timeout)
+    except DownloadError as e:
+        if not (e.status == 416 and start):
+            raise
+        response = None  # range not satisfiable: the .part is already complete
     total: int | None = size
     if response is not None:
         with response:
@@ -106,7 +122,7 @@ def download(url: str, dest: str | Path, *, manifest: str | Path | None = None,
     if total is not None and got < total:
         raise DownloadError(None, f"{url}: transfer ended after {got} of {total} bytes; the "
                                   f"partial file {part} is kept, rerun to resume")
-    if md5 is not None and _md5sum(part) != md5:
+    if md5 is not None and file_digest(part, "md5") != md5:
         part.unlink()
         raise DownloadError(None, f"{url}: MD5 does not match the server's ({md5}); the "
                                   "partial file was removed, rerun to download again")
@@ -117,5 +133,5 @@ def download(url: str, dest: str | Path, *, manifest: str | Path | None = None,
                                   f"{expected[:12]}…; the partial file was removed")
     os.replace(part, dest)
     if manifest is not None and key not in known:
-        write_json(manifest, {**_read_manifest(manifest), key: digest})
+        write_json(manifest, {**read_manifest(manifest), key: digest})
     return dest

@@ -22,7 +22,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from eeg2fmri.data.datasets import DatasetSpec
-from eeg2fmri.data.download import DownloadError, download, sha256sum
+from eeg2fmri.data.download import DownloadError, download, get_text, read_manifest, sha256sum
 from eeg2fmri.data.readers import brainvision_files
 from eeg2fmri.errors import InputError
 from eeg2fmri.io import atomic_path, write_json
@@ -72,14 +72,13 @@ def fetch_subject(ds: DatasetSpec, subject: str, root: str | Path, manifest: str
         get = {"openneuro": _openneuro, "osf": _osf, "tarball": _tarball}[ds.source.kind]
         get(ds, subject, root, {**DEFAULT_URLS, **(urls or {})}, progress)
     files = needed_files(ds, root, subject)
-    recorded = _read(manifest)
+    recorded = read_manifest(manifest)
     digests = {}
     for f in files:
         key = os.path.relpath(f, root)
         digests[key] = sha256sum(f)
-        if key in recorded and recorded[key] != digests[key]:
-            raise InputError(f, f"SHA-256 differs from the one recorded in {manifest}; the file "
-                                "changed or is corrupt: delete it and rerun to fetch it again")
+        if key in recorded:
+            _check(f, digests[key], recorded[key], manifest)
     write_json(manifest, digests)
     return files
 
@@ -98,38 +97,18 @@ def fetch_index(ds: DatasetSpec, root: str | Path, *, urls: dict[str, str] | Non
 def verify_manifest(manifest: str | Path, root: str | Path) -> None:
     """Every file in the manifest still has its recorded SHA-256."""
     manifest, root = Path(manifest), Path(root)
-    for key, digest in _read(manifest).items():
+    for key, digest in read_manifest(manifest).items():
         path = root / key
         if not path.is_file():
             raise InputError(path, f"recorded in {manifest} but missing; rerun the fetch rule")
-        if sha256sum(path) != digest:
-            raise InputError(path, f"SHA-256 differs from the one recorded in {manifest} at "
-                                   "download; delete the file (and the manifest) to fetch it "
-                                   "again")
+        _check(path, sha256sum(path), digest, manifest)
 
 
-def _read(manifest: Path) -> dict[str, str]:
-    if not manifest.is_file():
-        return {}
-    try:
-        return json.loads(manifest.read_text())
-    except ValueError as e:
-        raise InputError(manifest, f"not a readable manifest ({e}); delete it") from None
-
-
-def _get_text(url: str) -> str:
-    """A small text resource (listings), via the same error handling as downloads."""
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=30) as r:  # noqa: S310
-            return r.read().decode()
-    except urllib.error.HTTPError as e:
-        raise DownloadError(None, f"{url}: HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise DownloadError(None, f"{url}: host unreachable or not responding ({reason})") from None
+def _check(path: Path, digest: str, recorded: str, manifest: Path) -> None:
+    if digest != recorded:
+        raise InputError(path, f"SHA-256 differs from the one recorded in {manifest} at "
+                               "download; the file changed or is corrupt: delete it (and the "
+                               "manifest) to fetch it again")
 
 
 # -- OpenNeuro: the public S3 bucket -------------------------------------------------------------
@@ -146,7 +125,7 @@ def s3_list(base: str, prefix: str) -> Iterator[tuple[str, int, str]]:
             query["continuation-token"] = token
         url = f"{base}/?{urllib.parse.urlencode(query)}"
         try:
-            tree = ElementTree.fromstring(_get_text(url))
+            tree = ElementTree.fromstring(get_text(url))
         except ElementTree.ParseError as e:
             raise DownloadError(None, f"{url}: not an S3 listing ({e})") from None
         for item in tree.iter(f"{S3}Contents"):
@@ -198,7 +177,7 @@ def osf_files(api: str, node: str) -> dict[str, dict]:
     out = {}
     while url:
         try:
-            page = json.loads(_get_text(url))
+            page = json.loads(get_text(url))
         except ValueError as e:
             raise DownloadError(None, f"{url}: not an OSF file listing ({e})") from None
         for item in page.get("data", []):

@@ -50,11 +50,10 @@ def evaluate_fold(model_path: Path, test_dirs: list[Path], metrics_path: Path, p
     if any(m.shape != masks[0].shape for m in masks):
         raise ValueError(f"test subjects of {record['fold']['name']} have different grids")
     mask = np.logical_or.reduce(masks)
-    groups = data.run_labels()
-    result = metrics.compute(pred, targets, mask, groups=groups)
+    result = metrics.compute(pred, targets, mask, groups=data.run)
     if all(t.clean is not None for t in tests):  # the ceiling: noise-free truth vs noisy truth
-        clean = np.stack([tests[i].clean[t] for i, t in data.index])
-        result["ceiling"] = metrics.compute(clean, targets, mask, groups=groups)["mean"]
+        result["ceiling"] = metrics.compute(data.targets("clean"), targets, mask,
+                                            groups=data.run)["mean"]
     test = tests[0]
     tr = float(test.meta["tr"])
     img = nib.Nifti1Image(from_volumes(pred), np.asarray(test.meta["affine"]))

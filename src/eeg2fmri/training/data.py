@@ -6,6 +6,7 @@ model, so the validation and test subjects are transformed with statistics they 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,34 +47,19 @@ class EEGNorm:
     def fit(cls, mode: str, subjects: list[SubjectFeatures]) -> EEGNorm:
         if mode not in NORMS:
             raise ValueError(f"eeg_norm must be one of {NORMS}, not {mode!r}")
-        if mode == "raw_standard":
-            n, total, sq = 0, 0.0, 0.0
-            for s in subjects:
-                for start in range(0, s.raw.shape[0], 64):  # float16 on disk: chunks
-                    z = np.asarray(s.raw[start:start + 64], dtype=np.float64)
-                    n += z.shape[0] * z.shape[2]
-                    total = total + z.sum(axis=(0, 2))
-                    sq = sq + (z**2).sum(axis=(0, 2))
-                s.release()
-            mean = total / n
-            std = np.sqrt(np.maximum(sq / n - mean**2, 1e-12))
+        if mode == "raw_standard":  # per channel, over windows and samples (float16: chunks)
+            mean, std = _moments((np.asarray(s.raw[i:i + 64], dtype=np.float64)
+                                  for s in _releasing(subjects)
+                                  for i in range(0, s.raw.shape[0], 64)), axes=(0, 2))
             return cls(mode, mean[:, None].astype(np.float32), std[:, None].astype(np.float32))
         if mode == "paper":
             lo, hi = np.inf, -np.inf
-            for s in subjects:
+            for s in _releasing(subjects):
                 z = cls._pre(mode, s.eeg)
                 lo, hi = min(lo, float(z.min())), max(hi, float(z.max()))
-                s.release()
             return cls(mode, np.float32(lo), np.float32(hi))
-        n, total, sq = 0, 0.0, 0.0
-        for s in subjects:
-            z = cls._pre(mode, s.eeg).astype(np.float64)
-            n += z.shape[0]
-            total = total + z.sum(0)
-            sq = sq + (z**2).sum(0)
-            s.release()
-        mean = total / n
-        std = np.sqrt(np.maximum(sq / n - mean**2, 1e-12))
+        mean, std = _moments((cls._pre(mode, s.eeg).astype(np.float64)
+                              for s in _releasing(subjects)), axes=(0,))
         return cls(mode, mean.astype(np.float32), std.astype(np.float32))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -92,6 +78,25 @@ class EEGNorm:
         return cls(str(state["mode"]), np.asarray(state["a"]), np.asarray(state["b"]))
 
 
+def _releasing(subjects: list[SubjectFeatures]) -> Iterator[SubjectFeatures]:
+    """Each subject in turn, its memory-mapped pages released once the caller is done with it."""
+    for s in subjects:
+        yield s
+        s.release()
+
+
+def _moments(blocks: Iterable[np.ndarray], axes: tuple[int, ...]
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation over `axes` of all blocks together, in one pass."""
+    n, total, sq = 0, 0.0, 0.0
+    for z in blocks:
+        n += int(np.prod([z.shape[a] for a in axes]))
+        total = total + z.sum(axis=axes)
+        sq = sq + (z**2).sum(axis=axes)
+    mean = total / n
+    return mean, np.sqrt(np.maximum(sq / n - mean**2, 1e-12))
+
+
 class PairDataset:
     """All (context, volume) pairs of some subjects. With `shuffle_seed`, each subject's EEG windows
     are permuted in time before contexts are built (the shuffled-EEG control)."""
@@ -100,30 +105,27 @@ class PairDataset:
                  shuffle_seed: int | None = None):
         self.subjects, self.context, self.norm = subjects, context, norm
         self.order = []
-        index = []
-        self.source = norm.source
+        index, runs, n_runs = [], [], 0  # runs: per pair, a label of its (subject, run)
         for i, s in enumerate(subjects):
             n = s.eeg.shape[0]
-            pairs = [(i, t) for a, b in s.segments for t in range(a + context, b)]
-            if not pairs:
+            before = len(index)
+            for a, b in s.segments:
+                index += [(i, t) for t in range(a + context, b)]
+                runs += [n_runs] * max(0, b - a - context)
+                n_runs += 1
+            if len(index) == before:
                 raise ValueError(f"{s.subject}: no run has more than context={context} volumes "
                                  f"(runs: {s.segments})")
-            index += pairs
             if shuffle_seed is None:
                 self.order.append(np.arange(n))
             else:
                 self.order.append(np.random.default_rng([shuffle_seed, i]).permutation(n))
         self.index = np.array(index, dtype=np.int64)
+        self.run = np.array(runs, dtype=np.int64)  # per pair: which (subject, run) it is from
 
-    def run_labels(self) -> np.ndarray:
-        """A label per pair naming its (subject, run)."""
-        starts = [np.array([a for a, _ in s.segments]) for s in self.subjects]
-        return np.array([i * 10_000 + int(np.searchsorted(starts[i], t, side="right")) - 1
-                         for i, t in self.index], dtype=np.int64)
-
-    def targets(self) -> np.ndarray:
-        """The target volumes of all pairs, in index order."""
-        return np.stack([self.subjects[i].bold[t] for i, t in self.index])
+    def targets(self, field: str = "bold") -> np.ndarray:
+        """The target volumes (or noise-free volumes, `clean`) of all pairs, in index order."""
+        return np.stack([getattr(self.subjects[i], field)[t] for i, t in self.index])
 
     def __len__(self) -> int:
         return len(self.index)
@@ -135,7 +137,7 @@ class PairDataset:
         eeg, vol, clean = [], [], []
         for i, t in self.index[rows]:
             s = self.subjects[i]
-            eeg.append(getattr(s, self.source)[self.order[i][t - self.context:t]])
+            eeg.append(getattr(s, self.norm.source)[self.order[i][t - self.context:t]])
             vol.append(s.bold[t])
             if with_clean:
                 clean.append(s.clean[t])
