@@ -3,7 +3,8 @@
     python benchmarks/inference_latency.py [--threads 2] [--repeats 5] [--device cpu]
 
 Input as on NODDI: 64 electrodes x 249 frequency bins x 20 windows (NT-ViT: 20 raw windows of
-540 samples at 250 Hz) -> a 30 x 64 x 64 volume.
+540 samples at 250 Hz) -> a 30 x 64 x 64 volume. The sequence model (neural_frames) completes a
+whole NODDI run (300 frames, half of them known): its time is per frame of that run.
 Prints a Markdown table: parameters, median seconds per volume, and whether that is below one
 TR of CN-EPFL (1.28 s), the shortest TR of the papers' datasets.
 """
@@ -18,7 +19,9 @@ from pathlib import Path
 import torch
 import yaml
 
+from eeg2fmri.config import SEQUENCE_ARCHS
 from eeg2fmri.models import build_model, count_parameters
+from eeg2fmri.training.sequences import SequenceBatch, SequenceTasks
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 PAPER = {  # model_settings entries of config.yaml in their published configuration
@@ -27,7 +30,9 @@ PAPER = {  # model_settings entries of config.yaml in their published configurat
     "ef_diffusion_paper": "ef_diffusion_paper",
     "e2fgan_paper": "e2fgan_paper",
     "ntvit_paper": "ntvit_paper",
+    "neural_frames": "neural_frames",
 }
+RUN_FRAMES = 300  # a NODDI run, for the sequence model
 RAW_SAMPLES, FS = 540, 250.0  # NT-ViT reads raw windows: NODDI's 2.16 s at 250 Hz
 TR_S = 1.28
 
@@ -54,12 +59,21 @@ def main() -> None:
     for name in a.models:
         params = settings(PAPER[name])
         arch = params.pop("arch")
+        frames = 1
+        if arch in SEQUENCE_ARCHS:
+            _, params = SequenceTasks.split(params)
+            frames = RUN_FRAMES
         n = RAW_SAMPLES if arch == "ntvit" else 249
         if arch == "ntvit":
             params["fs"] = FS
         model = build_model(arch, n_channels=64, n_freqs=n, out_shape=(30, 64, 64),
                             context=20, **params).to(dev).eval()
         x = torch.randn(1, 20, 64, n, device=dev)
+        if frames > 1:
+            known = (torch.arange(frames, device=dev) % 2 == 0)[None]
+            x = SequenceBatch(torch.randn(1, frames + 19, 64, n, device=dev),
+                              torch.rand(1, frames, 30, 64, 64, device=dev)
+                              * known[..., None, None, None], known)
         times = []
         with torch.no_grad():
             model(x)  # warm-up
@@ -71,7 +85,7 @@ def main() -> None:
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
                 times.append(time.perf_counter() - t0)
-        med = statistics.median(times)
+        med = statistics.median(times) / frames
         extra = f" ({params['sample_steps']} DDIM steps)" if "sample_steps" in params else ""
         print(f"| {name}{extra} | {count_parameters(model):,} | {med:.3f} | "
               f"{'yes' if med < TR_S else 'no'} |", flush=True)

@@ -67,6 +67,19 @@ def test_dry_run_of_the_default_dag(tmp_path):
     assert r.returncode == 0, r.stderr
     assert jobs(r.stdout) == {"simulate": 1, "preprocess": 6, "train": 24, "evaluate": 24,
                               "aggregate": 1, "all": 1}
+    [outputs] = scheduled(r.stdout, "aggregate")
+    assert "results/sim/summary/tasks.csv" in outputs
+    assert "results/sim/summary/tasks.png" not in outputs  # no sequence model configured
+
+
+@pytest.mark.workflow
+def test_a_sequence_model_adds_the_task_figure(tmp_path):
+    r = run(tmp_path, "-n", "--cores", "2", "--config",
+            "models=[neural_frames,neural_frames_shuffled,mean_volume]")
+    assert r.returncode == 0, r.stderr
+    assert jobs(r.stdout)["train"] == 18
+    [outputs] = scheduled(r.stdout, "aggregate")
+    assert "results/sim/summary/tasks.png" in outputs
 
 
 @pytest.mark.workflow

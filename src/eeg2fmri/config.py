@@ -26,6 +26,8 @@ class TrainConfig:
 FEATURE_DEFAULTS = {"n_bins": 249, "context": 20, "eeg_norm": "log_standard"}
 # Architectures with their own EEG front end: they read the store's raw windows, not spectra.
 RAW_INPUT_ARCHS = ("ntvit",)
+# Sequence models: trained and evaluated on frame sequences with known-frame tasks.
+SEQUENCE_ARCHS = ("neural_frames",)
 
 
 def resolve_model(cfg: dict[str, Any], name: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 # Helpers shared by the rules. Logic lives in the eeg2fmri package; rules only wire files.
 import json
 
-from eeg2fmri.config import train_spec
+from eeg2fmri.config import SEQUENCE_ARCHS, train_spec
 from eeg2fmri.data.datasets import get_dataset
 from eeg2fmri.preprocess import STORE_FILES
 from eeg2fmri.training.folds import fold_by_name
@@ -98,6 +98,10 @@ def raw_inputs(wildcards):
     eeg, bold = ds.run_paths(root, wildcards.subject, ds.runs[0])
     files = {"eeg": eeg, "bold": bold, **ds.truth_paths(root, wildcards.subject)}
     return {k: str(v) for k, v in files.items()}
+
+
+def has_sequence_model():
+    return any(train_spec(config, m)["arch"] in SEQUENCE_ARCHS for m in config["models"])
 
 
 def fold_metrics(wildcards):

@@ -1,5 +1,5 @@
 # Per dataset: tables (mean +- std across folds, paired differences against the mean-volume
-# baseline) and figures, all included in `snakemake --report report.html`.
+# baseline, sequence tasks) and figures, all included in `snakemake --report report.html`.
 
 
 
@@ -19,6 +19,11 @@ rule aggregate:
                       caption="../report/metrics.rst", category="{dataset}", labels={"figure": "metrics"}),
         curves=report(f"{RESULTS}/{{dataset}}/summary/curves.png",
                       caption="../report/curves.rst", category="{dataset}", labels={"figure": "curves"}),
+        tasks=f"{RESULTS}/{{dataset}}/summary/tasks.csv",
+        # with a sequence model: each task's time courses beside linear interpolation
+        **({"task_figure": report(f"{RESULTS}/{{dataset}}/summary/tasks.png",
+                                  caption="../report/tasks.rst", category="{dataset}",
+                                  labels={"figure": "tasks"})} if has_sequence_model() else {}),
     params:
         features=lambda w: f"{FEATURES}/{w.dataset}",
     log:

@@ -12,6 +12,7 @@ import torch
 
 from eeg2fmri.config import fingerprint
 from eeg2fmri.evaluation import metrics
+from eeg2fmri.evaluation.sequence import evaluate_tasks
 from eeg2fmri.io import atomic_path, write_json
 from eeg2fmri.preprocess.fmri import from_volumes
 from eeg2fmri.preprocess.store import SubjectFeatures
@@ -19,6 +20,7 @@ from eeg2fmri.provenance import provenance
 from eeg2fmri.training.data import EEGNorm, PairDataset
 from eeg2fmri.training.loop import pick_device
 from eeg2fmri.training.run import load_model
+from eeg2fmri.training.sequences import SequenceDataset, SequenceTasks
 
 
 @torch.no_grad()
@@ -40,17 +42,27 @@ def evaluate_fold(model_path: Path, test_dirs: list[Path], metrics_path: Path, p
         raise ValueError(f"{model_path} was trained for fold {record['fold']['name']} (test "
                          f"subjects {', '.join(expected)}), not for "
                          f"{', '.join(t.subject for t in tests)}")
-    data = PairDataset(tests, record["context"], EEGNorm.from_state(record["norm"]),
-                       record["shuffle_seed"])
-    t_pred = time.time()
-    pred = predict(model, data, dev)
-    pred_s = time.time() - t_pred
-    targets = data.targets()
     masks = [t.mask for t in tests]
     if any(m.shape != masks[0].shape for m in masks):
         raise ValueError(f"test subjects of {record['fold']['name']} have different grids")
     mask = np.logical_or.reduce(masks)
+    norm = EEGNorm.from_state(record["norm"])
+    tasks = None
+    t_pred = time.time()
+    if record.get("sequence"):  # a sequence model: whole runs, every task; synthesis is the main
+        settings, _ = SequenceTasks.split(record["sequence"])
+        data = SequenceDataset(tests, record["context"], norm, settings, crops=False,
+                               shuffle_seed=record["shuffle_seed"])
+        targets = data.targets()
+        pred, tasks = evaluate_tasks(model, data, settings.evaluated, targets, mask, dev)
+    else:
+        data = PairDataset(tests, record["context"], norm, record["shuffle_seed"])
+        pred = predict(model, data, dev)
+        targets = data.targets()
+    pred_s = time.time() - t_pred
     result = metrics.compute(pred, targets, mask, groups=data.run)
+    if tasks:
+        result["tasks"] = tasks
     if all(t.clean is not None for t in tests):  # the ceiling: noise-free truth vs noisy truth
         result["ceiling"] = metrics.compute(data.targets("clean"), targets, mask,
                                             groups=data.run)["mean"]

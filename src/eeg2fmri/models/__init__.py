@@ -11,13 +11,15 @@ from eeg2fmri.models.controls import MeanVolume
 from eeg2fmri.models.e2fgan import E2fGAN
 from eeg2fmri.models.e2fnet import E2fNet
 from eeg2fmri.models.ef_diffusion import EFDiffusion
+from eeg2fmri.models.neural_frames import NeuralFrames
 from eeg2fmri.models.ntvit import NTViT
 from eeg2fmri.models.ridge import BandRidge
 from eeg2fmri.models.spec2vol import Spec2Vol
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "e2fnet": E2fNet, "e2fgan": E2fGAN, "spec2vol": Spec2Vol, "ef_diffusion": EFDiffusion,
-    "cnn_tc": CNNTC, "ntvit": NTViT, "mean_volume": MeanVolume, "band_ridge": BandRidge}
+    "cnn_tc": CNNTC, "ntvit": NTViT, "mean_volume": MeanVolume, "band_ridge": BandRidge,
+    "neural_frames": NeuralFrames}
 
 
 def build_model(arch: str, *, n_channels: int, n_freqs: int, out_shape: tuple[int, int, int],

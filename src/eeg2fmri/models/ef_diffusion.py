@@ -282,8 +282,10 @@ class EFDiffusion(nn.Module):
         return self._loss(self.net, eeg, y, None)
 
     @torch.no_grad()
-    def validation_loss(self, eeg: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The same loss for the EMA weights, with noise and steps fixed across epochs."""
+    def validation_loss(self, eeg: torch.Tensor, y: torch.Tensor, ssim_weight: float = 0.5
+                        ) -> torch.Tensor:
+        """The same loss for the EMA weights, with noise and steps fixed across epochs (the
+        diffusion objective: `ssim_weight` does not apply)."""
         return self._loss(self.ema, eeg, y, torch.Generator().manual_seed(self.seed))
 
     @torch.no_grad()

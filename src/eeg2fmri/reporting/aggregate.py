@@ -1,5 +1,6 @@
-"""Per-fold metrics -> tables: mean +- std across folds per model, and paired per-fold
-differences against the mean-volume baseline (Wilcoxon signed-rank test)."""
+"""Per-fold metrics -> tables: mean +- std across folds per model, paired per-fold
+differences against the mean-volume baseline (Wilcoxon signed-rank test), and, for sequence
+models, a table per task beside linear interpolation of the known frames."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from scipy import stats
 
 from eeg2fmri.evaluation.metrics import ALL
 from eeg2fmri.io import write_text
+from eeg2fmri.training.sequences import TASKS
 
 BASELINE = "mean_volume"
 CEILING = "ceiling (noise-free truth)"
@@ -75,6 +77,67 @@ def markdown_summary(summary: pd.DataFrame) -> str:
     return table.to_markdown()
 
 
+INTERP = "linear interpolation"
+TASK_METRICS = ("ssim", "psnr", "rmse", "voxel_corr", "known_max_abs_err")
+
+
+def task_fold_table(metric_paths: list[Path]) -> pd.DataFrame:
+    """Sequence models: one row per (task, method, fold) on unknown frames; linear interpolation
+    of the known frames (the same frames for every model) once per (task, fold)."""
+    rows = []
+    for p in metric_paths:
+        m = json.loads(Path(p).read_text())
+        for task, entry in m.get("tasks", {}).items():
+            base = {"task": task, "fold": m["fold"], "n_known": entry["n_known"],
+                    "n_unknown": entry["n_unknown"]}
+            rows.append({**base, "method": m["model"], **entry["model"]})
+            if "linear_interp" in entry:
+                rows.append({**base, "method": INTERP, **entry["linear_interp"]})
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=["task", "method", "fold", "n_known", "n_unknown",
+                                     *TASK_METRICS])
+    return df.drop_duplicates(subset=["task", "method", "fold"]).reset_index(drop=True)
+
+
+def task_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean +- std across folds per (task, method), with per-fold wins against interpolation."""
+    rows = []
+    methods = [INTERP, *(m for m in dict.fromkeys(df["method"]) if m != INTERP)]
+    df = df.assign(_t=df["task"].map(TASKS.index), _m=df["method"].map(methods.index))
+    df = df.sort_values(["_t", "_m"], kind="stable").drop(columns=["_t", "_m"])
+    for (task, method), sub in df.groupby(["task", "method"], sort=False):
+        row = {"task": task, "method": method, "folds": len(sub),
+               "known_frac": float((sub["n_known"] / (sub["n_known"] + sub["n_unknown"])).mean())}
+        for k in TASK_METRICS:
+            row[f"{k}_mean"], row[f"{k}_std"] = sub[k].mean(), sub[k].std(ddof=1)
+        ref = df[(df["task"] == task) & (df["method"] == INTERP)].set_index("fold")
+        if method != INTERP and not ref.empty:
+            mine = sub.set_index("fold")
+            common = mine.index.intersection(ref.index)
+            for k in ("ssim", "psnr", "voxel_corr"):
+                row[f"{k}_wins"] = f"{int((mine.loc[common, k] > ref.loc[common, k]).sum())}/" \
+                                   f"{len(common)}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown_tasks(summary: pd.DataFrame) -> str:
+    cols = {"ssim": ("SSIM", 3), "psnr": ("PSNR (dB)", 2), "rmse": ("RMSE", 4),
+            "voxel_corr": ("voxel corr.", 3)}
+    table = pd.DataFrame({"task": summary["task"], "method": summary["method"],
+                          "known": [f"{f:.0%}" for f in summary["known_frac"]],
+                          "folds": summary["folds"]})
+    for k, (label, d) in cols.items():
+        table[label] = [f"{m:.{d}f} ± {s:.{d}f}" if np.isfinite(s) else f"{m:.{d}f}"
+                        for m, s in zip(summary[f"{k}_mean"], summary[f"{k}_std"], strict=True)]
+    table["max error on known frames"] = [f"{e:.1e}" for e in summary["known_max_abs_err_mean"]]
+    for k in ("ssim", "psnr", "voxel_corr"):
+        if f"{k}_wins" in summary:
+            table[f"{cols[k][0]} wins vs interp."] = summary[f"{k}_wins"].fillna("")
+    return table.to_markdown(index=False)
+
+
 def aggregate(metric_paths: list[Path], out_dir: Path) -> str:
     df = per_fold_table(metric_paths)
     summary = summary_table(df)
@@ -83,10 +146,15 @@ def aggregate(metric_paths: list[Path], out_dir: Path) -> str:
     write_text(out_dir / "per_fold.csv", df.to_csv(index=False))
     write_text(out_dir / "summary.csv", summary.to_csv())
     write_text(out_dir / "paired_vs_baseline.csv", paired.to_csv(index=False))
+    tasks = task_fold_table(metric_paths)
+    write_text(out_dir / "tasks.csv", tasks.to_csv(index=False))
     md = "## Mean ± std across folds\n\n" + markdown_summary(summary) + "\n"
     if not paired.empty:
         show = paired[paired["metric"].isin(["ssim", "voxel_corr"])]
         md += (f"\n## Paired per-fold differences against `{BASELINE}`\n\n"
                + show.to_markdown(index=False, floatfmt=".4g") + "\n")
+    if not tasks.empty:
+        md += ("\n## Sequence tasks (scored on unknown frames only; known frames as measured)\n\n"
+               + markdown_tasks(task_summary(tasks)) + "\n")
     write_text(out_dir / "summary.md", md)
     return md

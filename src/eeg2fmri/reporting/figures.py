@@ -1,4 +1,5 @@
-"""Figures: slice montage (truth vs each model), per-fold metric strips, training curves."""
+"""Figures: slice montage (truth vs each model), per-fold metric strips, training curves, and
+for sequence models the time courses of each task."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pandas as pd  # noqa: E402
 from eeg2fmri.io import atomic_path  # noqa: E402
 from eeg2fmri.preprocess.fmri import to_volumes  # noqa: E402
 from eeg2fmri.reporting.aggregate import CEILING, per_fold_table  # noqa: E402
+from eeg2fmri.training.sequences import TASKS  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
@@ -100,8 +102,41 @@ def training_curves(metric_paths: list[Path], path: Path) -> None:
     _save(fig, path)
 
 
+def task_timecourses(metric_paths: list[Path], path: Path) -> None:
+    """Sequence models, first fold: per task, the most variable voxel's time course in the test
+    run (truth, known frames, linear interpolation, each sequence model)."""
+    runs = [json.loads(p.read_text()) for p in metric_paths]
+    runs = [m for m in runs if m.get("tasks")]
+    fold = sorted(m["fold"] for m in runs)[0]
+    runs = [m for m in runs if m["fold"] == fold]
+    tasks = [t for t in TASKS if t in runs[0]["tasks"]]
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(8, 2.5 * len(tasks)), squeeze=False)
+    fig.subplots_adjust(hspace=0.5)
+    for ax, task in zip(axes[:, 0], tasks, strict=True):
+        tc = runs[0]["tasks"][task]["timecourse"]
+        t = np.arange(len(tc["truth"]))
+        known = np.array(tc["known"], dtype=bool)
+        ax.plot(t, tc["truth"], color="k", lw=1.2, label="truth")
+        if known.any():
+            ax.plot(t, tc["linear_interp"], color="0.6", lw=1, ls="--", label="linear interp.")
+            ax.scatter(t[known], np.asarray(tc["truth"])[known], s=10, color="k", zorder=3,
+                       label="known frames")
+        for i, m in enumerate(runs):
+            if task in m["tasks"]:
+                ax.plot(t, m["tasks"][task]["timecourse"]["model"], color=f"C{i}", lw=1,
+                        label=m["model"])
+        ax.set_title(f"{task}: {fold}, voxel {tc['voxel']} (most variable)", fontsize=9)
+        ax.set_ylabel("BOLD (scaled)", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("frame (TR) in the test run")
+    axes[0, 0].legend(fontsize=7, ncol=4, loc="upper right")
+    _save(fig, path)
+
+
 def make_figures(metric_paths: list[Path], features: Path, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     montage(metric_paths, features, out_dir / "montage.png")
     metric_strips(per_fold_table(metric_paths), out_dir / "metrics.png")
     training_curves(metric_paths, out_dir / "curves.png")
+    if any(json.loads(p.read_text()).get("tasks") for p in metric_paths):
+        task_timecourses(metric_paths, out_dir / "tasks.png")

@@ -97,15 +97,17 @@ def _moments(blocks: Iterable[np.ndarray], axes: tuple[int, ...]
     return mean, np.sqrt(np.maximum(sq / n - mean**2, 1e-12))
 
 
-class PairDataset:
-    """All (context, volume) pairs of some subjects. With `shuffle_seed`, each subject's EEG windows
-    are permuted in time before contexts are built (the shuffled-EEG control)."""
+class Frames:
+    """The volumes with a full EEG context before them: every run's volumes from `context` on,
+    subject by subject, run by run (`index`: (subject, volume); `run`: a label per (subject,
+    run)). With `shuffle_seed`, each subject's EEG windows are permuted in time before contexts
+    are built (the shuffled-EEG control): `order` maps window positions to store rows."""
 
     def __init__(self, subjects: list[SubjectFeatures], context: int, norm: EEGNorm,
                  shuffle_seed: int | None = None):
         self.subjects, self.context, self.norm = subjects, context, norm
         self.order = []
-        index, runs, n_runs = [], [], 0  # runs: per pair, a label of its (subject, run)
+        index, runs, n_runs = [], [], 0
         for i, s in enumerate(subjects):
             n = s.eeg.shape[0]
             before = len(index)
@@ -121,11 +123,30 @@ class PairDataset:
             else:
                 self.order.append(np.random.default_rng([shuffle_seed, i]).permutation(n))
         self.index = np.array(index, dtype=np.int64)
-        self.run = np.array(runs, dtype=np.int64)  # per pair: which (subject, run) it is from
+        self.run = np.array(runs, dtype=np.int64)
 
-    def targets(self, field: str = "bold") -> np.ndarray:
-        """The target volumes (or noise-free volumes, `clean`) of all pairs, in index order."""
-        return np.stack([getattr(self.subjects[i], field)[t] for i, t in self.index])
+    def targets(self, field: str = "bold", rows: np.ndarray | None = None) -> np.ndarray:
+        """The volumes (or noise-free volumes, `clean`) of all frames (or of `rows`), in index
+        order."""
+        pick = self.index if rows is None else self.index[rows]
+        return np.stack([getattr(self.subjects[i], field)[t] for i, t in pick])
+
+    def sample_volumes(self, n: int) -> np.ndarray:
+        """At most `n` volumes spread evenly over all frames (e.g. to initialise a model)."""
+        rows = np.unique(np.linspace(0, len(self.index) - 1, min(n, len(self.index))).round())
+        return self.targets(rows=rows.astype(np.int64)).astype(np.float32)
+
+    def eeg(self, i: int, start: int, stop: int) -> np.ndarray:
+        """Subject i's EEG windows start..stop-1 (spectra or raw windows, as the norm reads)."""
+        return getattr(self.subjects[i], self.norm.source)[self.order[i][start:stop]]
+
+    def release(self) -> None:
+        for s in self.subjects:
+            s.release()
+
+
+class PairDataset(Frames):
+    """All (context, volume) pairs of some subjects, one per frame."""
 
     def __len__(self) -> int:
         return len(self.index)
@@ -137,7 +158,7 @@ class PairDataset:
         eeg, vol, clean = [], [], []
         for i, t in self.index[rows]:
             s = self.subjects[i]
-            eeg.append(getattr(s, self.norm.source)[self.order[i][t - self.context:t]])
+            eeg.append(self.eeg(i, t - self.context, t))
             vol.append(s.bold[t])
             if with_clean:
                 clean.append(s.clean[t])
@@ -158,5 +179,4 @@ class PairDataset:
         for i, start in enumerate(range(0, n, batch_size)):
             yield self.batch(order[start:start + batch_size], with_clean)
             if (i + 1) % release_every == 0:
-                for s in self.subjects:
-                    s.release()
+                self.release()

@@ -4,7 +4,9 @@ from the last epoch's checkpoint after a kill. Every model trains through here. 
 provide `training_loss(x, y)` to replace the default SSIM+MSE objective, `after_step()` (e.g. an
 EMA update), or, with several optimisers (a GAN), `optimizer_groups()` -> {name: parameters} and
 `training_step(x, y, step, ssim_weight)`, which calls `step(name, loss)` for each of its updates;
-every group gets its own AdamW, schedule and gradient clipping, all checkpointed."""
+every group gets its own AdamW, schedule and gradient clipping, all checkpointed. The data are
+single-volume pairs (`PairDataset`) or frame sequences (`SequenceDataset`): anything with
+`batches()` whose inputs have `.to(device)` and `len()`."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from tqdm import tqdm
 
 from eeg2fmri.config import TrainConfig
 from eeg2fmri.io import atomic_path
-from eeg2fmri.training.data import PairDataset
+from eeg2fmri.training.data import Frames
 from eeg2fmri.training.losses import ssim_mse_loss
 
 
@@ -58,20 +60,21 @@ def _save(obj: Any, path: Path) -> None:
 
 
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, data: PairDataset, batch_size: int, device: torch.device,
+def evaluate_loss(model: nn.Module, data: Frames, batch_size: int, device: torch.device,
                   ssim_weight: float = 0.5) -> float:
     model.eval()
     model_loss = getattr(model, "validation_loss", None)  # e.g. a diffusion model's own loss
     total, n = 0.0, 0
     for x, y in data.batches(batch_size):
         x, y = x.to(device), y.to(device)
-        loss = model_loss(x, y) if model_loss else ssim_mse_loss(model(x), y, ssim_weight)
+        loss = (model_loss(x, y, ssim_weight=ssim_weight) if model_loss
+                else ssim_mse_loss(model(x), y, ssim_weight))
         total += float(loss) * len(x)
         n += len(x)
     return total / max(n, 1)
 
 
-def fit(model: nn.Module, train: PairDataset, val: PairDataset, cfg: TrainConfig, *,
+def fit(model: nn.Module, train: Frames, val: Frames, cfg: TrainConfig, *,
         checkpoint_dir: Path, log_path: Path, device: torch.device, fingerprint: str = "",
         stop_after_epoch: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Train `model`; returns the best state (by validation loss) and a summary.

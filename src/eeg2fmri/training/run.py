@@ -16,6 +16,7 @@ from eeg2fmri.provenance import provenance
 from eeg2fmri.training.data import EEGNorm, PairDataset
 from eeg2fmri.training.folds import Fold
 from eeg2fmri.training.loop import clear_checkpoint, fit, pick_device, seed_everything
+from eeg2fmri.training.sequences import SequenceDataset, SequenceTasks
 
 
 def open_subjects(features_dir: Path, subjects: list[str] | tuple[str, ...]
@@ -35,16 +36,27 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
     val_subj = open_subjects(features_dir, [fold.val])
     norm = EEGNorm.fit(feats["eeg_norm"], train_subj)
     shuffle_seed = cfg.seed if spec["shuffle_eeg"] else None
-    train = PairDataset(train_subj, feats["context"], norm, shuffle_seed)
-    val = PairDataset(val_subj, feats["context"], norm, shuffle_seed)
+    params = dict(spec["params"])
+    sequence = None
+    if spec["arch"] in config_mod.SEQUENCE_ARCHS:  # crops to train on, whole runs to select on
+        sequence, params = SequenceTasks.split(params)
+        train = SequenceDataset(train_subj, feats["context"], norm, sequence, crops=True,
+                                shuffle_seed=shuffle_seed)
+        val = SequenceDataset(val_subj, feats["context"], norm, sequence, crops=False,
+                              shuffle_seed=shuffle_seed)
+    else:
+        train = PairDataset(train_subj, feats["context"], norm, shuffle_seed)
+        val = PairDataset(val_subj, feats["context"], norm, shuffle_seed)
     _, n_channels, n_freqs = getattr(train_subj[0], norm.source).shape  # F bins or S samples
     out_shape = tuple(train_subj[0].bold.shape[1:])
-    params = dict(spec["params"])
     if norm.source == "raw":  # a model with its own EEG front end needs the sampling rate
         params["fs"] = float(train_subj[0].meta["fs"])
     seed_everything(cfg.seed)
     model = build_model(spec["arch"], n_channels=n_channels, n_freqs=n_freqs,
                         out_shape=out_shape, context=feats["context"], **params)
+    if hasattr(model, "prepare"):  # initialised from the training subjects' volumes
+        model.prepare(torch.from_numpy(train.sample_volumes(1024)))
+        train.release()
     dev = pick_device(device)
     fp = config_mod.fingerprint({"spec": spec, "train": fold.train, "val": fold.val})
     summary = fit(model, train, val, cfg, checkpoint_dir=out_dir / "checkpoint",
@@ -52,15 +64,23 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
                   stop_after_epoch=stop_after_epoch, progress=progress)
     if summary.get("interrupted"):
         return None
+    state = summary["best_state"]
+    if sequence and sequence.with_known:  # the trust in the EEG between known frames
+        model.load_state_dict(state)
+        model.eval()
+        summary["trust"] = model.calibrate((x.to(dev), y.to(dev)) for task in sequence.with_known
+                                           for x, y in val.batches(1, task=task))
+        state = model.state_dict()
     record = {
         "spec": spec, "arch": spec["arch"], "params": params,
-        "state": {k: v.cpu() for k, v in summary["best_state"].items()},
+        "state": {k: v.cpu() for k, v in state.items()},
         "norm": norm.state(), "context": feats["context"], "shuffle_seed": shuffle_seed,
+        "sequence": sequence.state() if sequence else None,
         "n_channels": n_channels, "n_freqs": n_freqs, "out_shape": out_shape,
         "fold": {"name": fold.name, "tests": fold.tests, "val": fold.val, "train": fold.train},
         "summary": {"best_epoch": summary["best_epoch"], "epochs_run": summary["epochs_run"],
-                    "best_val_loss": summary["best_val_loss"],
-                    "n_parameters": count_parameters(model), "n_train_pairs": len(train),
+                    "best_val_loss": summary["best_val_loss"], "trust": summary.get("trust"),
+                    "n_parameters": count_parameters(model), "n_train_pairs": len(train.index),
                     "wall_s": time.time() - t0, "device": str(dev)},
         "provenance": provenance(dev),
     }
