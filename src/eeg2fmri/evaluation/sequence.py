@@ -57,7 +57,8 @@ def evaluate_tasks(model: torch.nn.Module, data: SequenceDataset, tasks: tuple[s
 
 def _timecourse(pred: np.ndarray, interp: np.ndarray, targets: np.ndarray, known: np.ndarray,
                 runs: np.ndarray) -> dict[str, Any]:
-    """The first run's time course at its most variable voxel, for the report's figure."""
+    """The first run's time course at its most variable voxel, for the report's figure
+    (interpolation only where frames are known)."""
     first = runs == runs[0]
     flat = targets[first].reshape(first.sum(), -1)
     v = int(flat.std(0).argmax())
@@ -65,5 +66,8 @@ def _timecourse(pred: np.ndarray, interp: np.ndarray, targets: np.ndarray, known
     def pick(a: np.ndarray) -> list[float]:
         return [round(float(u), 5) for u in a[first].reshape(first.sum(), -1)[:, v]]
 
-    return {"voxel": int(v), "truth": pick(targets), "model": pick(pred),
-            "linear_interp": pick(interp), "known": [bool(k) for k in known[first]]}
+    out = {"voxel": int(v), "truth": pick(targets), "model": pick(pred),
+           "known": [bool(k) for k in known[first]]}
+    if known[first].any():
+        out["linear_interp"] = pick(interp)
+    return out

@@ -69,8 +69,6 @@ class CausalBlock(nn.Module):
 
 
 class NeuralFrames(nn.Module):
-    sequence = True
-
     def __init__(self, n_channels: int, n_freqs: int, out_shape: tuple[int, int, int],
                  context: int = 20, n_bands: int = 8, dim: int = 64, levels: int = 4,
                  kernel: int = 3, rank: int = 64, hidden: int = 64, dropout: float = 0.1,

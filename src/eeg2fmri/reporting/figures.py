@@ -104,9 +104,12 @@ def training_curves(metric_paths: list[Path], path: Path) -> None:
 
 def task_timecourses(metric_paths: list[Path], path: Path) -> None:
     """Sequence models, first fold: per task, the most variable voxel's time course in the test
-    run (truth, known frames, linear interpolation, each sequence model)."""
+    run (truth, known frames, linear interpolation, each sequence model). Nothing without a
+    sequence model."""
     runs = [json.loads(p.read_text()) for p in metric_paths]
     runs = [m for m in runs if m.get("tasks")]
+    if not runs:
+        return
     fold = sorted(m["fold"] for m in runs)[0]
     runs = [m for m in runs if m["fold"] == fold]
     tasks = [t for t in TASKS if t in runs[0]["tasks"]]
@@ -138,5 +141,4 @@ def make_figures(metric_paths: list[Path], features: Path, out_dir: Path) -> Non
     montage(metric_paths, features, out_dir / "montage.png")
     metric_strips(per_fold_table(metric_paths), out_dir / "metrics.png")
     training_curves(metric_paths, out_dir / "curves.png")
-    if any(json.loads(p.read_text()).get("tasks") for p in metric_paths):
-        task_timecourses(metric_paths, out_dir / "tasks.png")
+    task_timecourses(metric_paths, out_dir / "tasks.png")

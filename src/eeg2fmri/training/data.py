@@ -144,6 +144,18 @@ class Frames:
         for s in self.subjects:
             s.release()
 
+    def row_batches(self, n: int, size: int, generator: torch.Generator | None = None,
+                    release_every: int = 8) -> Iterator[np.ndarray]:
+        """Rows 0..n-1 in batches of `size`, in a random order when a generator is given. Every
+        `release_every` batches the memory-mapped pages read so far are released, so the
+        process's resident memory does not grow with the size of the dataset."""
+        order = (torch.randperm(n, generator=generator).numpy() if generator is not None
+                 else np.arange(n))
+        for i, start in enumerate(range(0, n, size)):
+            yield order[start:start + size]
+            if (i + 1) % release_every == 0:
+                self.release()
+
 
 class PairDataset(Frames):
     """All (context, volume) pairs of some subjects, one per frame."""
@@ -170,13 +182,6 @@ class PairDataset(Frames):
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None,
                 with_clean: bool = False, release_every: int = 8):
-        """Yield batches, in a random order when a generator is given. Every `release_every`
-        batches the memory-mapped pages read so far are released, so the process's resident
-        memory does not grow with the size of the dataset."""
-        n = len(self)
-        order = (torch.randperm(n, generator=generator).numpy() if generator is not None
-                 else np.arange(n))
-        for i, start in enumerate(range(0, n, batch_size)):
-            yield self.batch(order[start:start + batch_size], with_clean)
-            if (i + 1) % release_every == 0:
-                self.release()
+        """Yield batches of pairs (see `row_batches`)."""
+        for rows in self.row_batches(len(self), batch_size, generator, release_every):
+            yield self.batch(rows, with_clean)

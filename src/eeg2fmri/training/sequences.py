@@ -151,13 +151,8 @@ class SequenceDataset(Frames):
     def batches(self, batch_size: int, generator: torch.Generator | None = None,
                 task: str = "synthesis", release_every: int = 8
                 ) -> Iterator[tuple[SequenceBatch, torch.Tensor]]:
-        """Batches of sequences, in a random order when a generator is given; whole runs
-        (different lengths) come one per batch."""
-        n = len(self)
-        order = (torch.randperm(n, generator=generator).numpy() if generator is not None
-                 else np.arange(n))
+        """Batches of sequences (see `row_batches`); whole runs (different lengths) come one
+        per batch."""
         size = batch_size if self.crops else 1
-        for j, start in enumerate(range(0, n, size)):
-            yield self.batch(order[start:start + size], task)
-            if (j + 1) % release_every == 0:
-                self.release()
+        for rows in self.row_batches(len(self), size, generator, release_every):
+            yield self.batch(rows, task)
