@@ -214,6 +214,8 @@ def test_neural_frames_trains_resumes_and_scores_every_task(tiny_features, tmp_p
     syn, imp, sr = (m["tasks"][t] for t in ("synthesis", "imputation", "super_resolution"))
     assert syn["n_known"] == 0 and "linear_interp" not in syn
     assert syn["model"]["ssim"] == pytest.approx(m["mean"]["ssim"])  # the main table's row
+    # the time per volume is the synthesis pass alone, not all three tasks
+    assert m["predict_s_per_volume"] == syn["predict_s_per_frame"] > 0
     assert imp["n_known"] == round(0.5 * n) and sr["n_known"] == len(range(0, n, 3))
     for entry in (imp, sr):
         assert entry["model"]["known_max_abs_err"] < 1e-5

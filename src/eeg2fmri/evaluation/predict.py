@@ -48,18 +48,19 @@ def evaluate_fold(model_path: Path, test_dirs: list[Path], metrics_path: Path, p
     mask = np.logical_or.reduce(masks)
     norm = EEGNorm.from_state(record["norm"])
     tasks = None
-    t_pred = time.time()
     if record.get("sequence"):  # a sequence model: whole runs, every task; synthesis is the main
         settings, _ = SequenceTasks.split(record["sequence"])
         data = SequenceDataset(tests, record["context"], norm, settings, crops=False,
                                shuffle_seed=record["shuffle_seed"])
         targets = data.targets()
-        pred, tasks = evaluate_tasks(model, data, settings.evaluated, targets, mask, dev)
+        # the time per volume is the synthesis pass alone; each task records its own
+        pred, pred_s, tasks = evaluate_tasks(model, data, settings.evaluated, targets, mask, dev)
     else:
         data = PairDataset(tests, record["context"], norm, record["shuffle_seed"])
+        t_pred = time.time()
         pred = predict(model, data, dev)
+        pred_s = time.time() - t_pred
         targets = data.targets()
-    pred_s = time.time() - t_pred
     result = metrics.compute(pred, targets, mask, groups=data.run)
     if tasks:
         result["tasks"] = tasks

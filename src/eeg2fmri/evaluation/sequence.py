@@ -4,6 +4,7 @@ the known frames (the baseline of imputation and super-resolution)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -16,14 +17,17 @@ from eeg2fmri.training.sequences import SequenceDataset
 
 @torch.no_grad()
 def predict_task(model: torch.nn.Module, data: SequenceDataset, task: str,
-                 device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(model frames, linear interpolation, known mask) of all test frames in `index` order."""
-    preds, interp, known = [], [], []
+                 device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(model frames, linear interpolation, known mask) of all test frames in `index` order, and
+    the seconds spent in the model."""
+    preds, interp, known, seconds = [], [], [], 0.0
     for x, _ in data.batches(1, task=task):
+        t0 = time.perf_counter()
         preds.append(model(x.to(device)).float().cpu().numpy()[0])
+        seconds += time.perf_counter() - t0
         interp.append(interpolate(x.frames, x.known).numpy()[0])
         known.append(x.known.numpy()[0])
-    return np.concatenate(preds), np.concatenate(interp), np.concatenate(known)
+    return np.concatenate(preds), np.concatenate(interp), np.concatenate(known), seconds
 
 
 def score_task(pred: np.ndarray, targets: np.ndarray, known: np.ndarray, mask: np.ndarray,
@@ -38,21 +42,22 @@ def score_task(pred: np.ndarray, targets: np.ndarray, known: np.ndarray, mask: n
 
 def evaluate_tasks(model: torch.nn.Module, data: SequenceDataset, tasks: tuple[str, ...],
                    targets: np.ndarray, mask: np.ndarray, device: torch.device
-                   ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Synthesis predictions of all frames and, per task, the scores of the model and (where
-    frames are known) of linear interpolation."""
-    results, synthesis = {}, None
+                   ) -> tuple[np.ndarray, float, dict[str, Any]]:
+    """Synthesis predictions of all frames and their model time (s), and per task the scores of
+    the model and (where frames are known) of linear interpolation."""
+    results, synthesis, synthesis_s = {}, None, 0.0
     for task in tasks:
-        pred, interp, known = predict_task(model, data, task, device)
+        pred, interp, known, seconds = predict_task(model, data, task, device)
         entry = {"n_known": int(known.sum()), "n_unknown": int((~known).sum()),
+                 "predict_s_per_frame": seconds / max(len(pred), 1),
                  "model": score_task(pred, targets, known, mask, data.run)}
         if known.any():
             entry["linear_interp"] = score_task(interp, targets, known, mask, data.run)
         entry["timecourse"] = _timecourse(pred, interp, targets, known, data.run)
         results[task] = entry
         if task == "synthesis":
-            synthesis = pred
-    return synthesis, results
+            synthesis, synthesis_s = pred, seconds
+    return synthesis, synthesis_s, results
 
 
 def _timecourse(pred: np.ndarray, interp: np.ndarray, targets: np.ndarray, known: np.ndarray,
