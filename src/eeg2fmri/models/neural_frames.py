@@ -186,8 +186,11 @@ class NeuralFrames(nn.Module):
     def sequence_loss(self, x: SequenceBatch, y: torch.Tensor, ssim_weight: float,
                       smoothness: float) -> torch.Tensor:
         out = self(x)
-        unknown = ~x.known
-        loss = ssim_mse_loss(out[unknown], y[unknown], ssim_weight)
+        if bool(x.known.any()):
+            scored, truth = out[~x.known], y[~x.known]
+        else:  # synthesis: every frame is scored, in the same order, without a gathered copy
+            scored, truth = out.flatten(0, 1), y.flatten(0, 1)
+        loss = ssim_mse_loss(scored, truth, ssim_weight)
         if smoothness > 0:
             loss = loss + smoothness * temporal_smoothness(out)
         return loss
