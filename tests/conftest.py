@@ -24,7 +24,7 @@ def tool_env(**extra: str) -> dict[str, str]:
 
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"
 
 TINY = SimConfig(n_subjects=4, n_volumes=40, n_channels=8, grid=(16, 16, 8),
                  voxel_mm=(12.0, 12.0, 16.0), bold_change=0.06, seed=3)

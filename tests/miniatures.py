@@ -63,6 +63,25 @@ def _vmrk_positions(vmrk: Path, description: str) -> list[int]:
     return out
 
 
+def _shortened_vmrk(vmrk: Path, n_samples: int, description: str, n_vol: int) -> bytes:
+    """The marker file of a recording cut to `n_samples`: markers past the end removed and only
+    the first `n_vol` volume markers kept, so that markers and volumes pair one to one."""
+    out, k, seen = [], 0, 0
+    for line in vmrk.read_text(encoding="utf-8").splitlines():
+        if line.startswith("Mk") and "=" in line:
+            fields = line.split("=", 1)[1].split(",")
+            if int(fields[2]) - 1 >= n_samples:
+                continue
+            if fields[1] == description:
+                seen += 1
+                if seen > n_vol:
+                    continue
+            k += 1
+            line = f"Mk{k}=" + line.split("=", 1)[1]
+        out.append(line)
+    return ("\n".join(out) + "\n").encode()
+
+
 def build_noddi(srv: Path, ids: tuple[str, ...] = ("32", "35"), n_vol: int = 30) -> dict:
     """OSF zips EEG1/EEG2/fMRI as in project 94c5t. EEG: the real BrainVision headers and marker
     files of sub-32 (MULTIPLEXED) and sub-35 (VECTORIZED), shortened to `n_vol` volumes; the
@@ -86,7 +105,8 @@ def build_noddi(srv: Path, ids: tuple[str, ...] = ("32", "35"), n_vol: int = 30)
         top = "" if k == 0 else "NODDI/"  # the second archive nests its folders one level down
         z = zips["EEG1.zip" if k == 0 else "EEG2.zip"]
         z.writestr(f"{top}EEG/{nid}/export/{nid}_rest.vhdr", vhdr)
-        z.writestr(f"{top}EEG/{nid}/export/{nid}_rest.vmrk", vmrk.read_bytes())
+        z.writestr(f"{top}EEG/{nid}/export/{nid}_rest.vmrk",
+                   _shortened_vmrk(vmrk, n, "Scan Start", n_vol))
         z.writestr(f"{top}EEG/{nid}/export/{nid}_rest.dat", raw)
         bold = srv / "tmp" / f"{nid}.nii.gz"
         _bold((64, 64, 30), n_vol, 2.16, (3.0, 3.0, 4.0), bold, seed=k)

@@ -7,11 +7,12 @@ import numpy as np
 import pybv
 import pytest
 
-from eeg2fmri.data.datasets import get_dataset
+from eeg2fmri.data.datasets import RunFiles, get_dataset, spec_from_entry
 from eeg2fmri.data.readers import find_markers, read_bold, read_brainvision
 from eeg2fmri.errors import InputError
-from eeg2fmri.preprocess.eeg import volume_onsets, window_spectra
+from eeg2fmri.preprocess.eeg import window_spectra
 from eeg2fmri.preprocess.fmri import dct_reduce, from_volumes, minmax_per_volume, to_volumes
+from eeg2fmri.preprocess.pairing import RunPlan, plan_run
 from eeg2fmri.preprocess.store import SubjectFeatures, preprocess_subject
 
 from .conftest import FIXTURES, TINY
@@ -35,6 +36,12 @@ def _write_bold(path: Path, n_vol: int, tr: float = TR) -> Path:
     img.header.set_zooms((3.0, 3.0, 4.0, tr))
     nib.save(img, path)
     return path
+
+
+def _plan(eeg: Path, bold: Path, **entry: object) -> RunPlan:
+    """The pairing plan of one run of a dataset declared with `entry`."""
+    ds = spec_from_entry("t", {"root": str(eeg.parent), "volume_marker": "R128", **entry})
+    return plan_run(ds, "sub-01", RunFiles("", eeg, bold))
 
 
 def test_spectral_windows_match_a_hand_computed_fft_of_a_sine():
@@ -63,12 +70,14 @@ def test_markers_align_eeg_that_starts_before_the_scan(tmp_path):
     scan = slice(lead_in, lead_in + n_vol * SPV)
     x[scan] = 1e-5 * np.sin(2 * np.pi * 10 * t[scan])
     onsets = [lead_in + j * SPV for j in range(n_vol)]
-    rec = read_brainvision(_write_eeg(tmp_path, x[None], onsets))
-    on = volume_onsets(rec, TR, n_vol, alignment="markers", marker="R128")
+    vhdr = _write_eeg(tmp_path, x[None], onsets)
+    bold = _write_bold(tmp_path / "bold.nii.gz", n_vol)
+    rec = read_brainvision(vhdr)
+    on = _plan(vhdr, bold).onsets
     np.testing.assert_array_equal(on, onsets)
     good = window_spectra(rec.data, on, SPV, (1, 100))[:, 0, 19]
-    naive = window_spectra(rec.data, volume_onsets(rec, TR, n_vol, alignment="start",
-                                                   marker=None), SPV, (1, 100))[:, 0, 19]
+    start = _plan(vhdr, bold, alignment="start").onsets
+    naive = window_spectra(rec.data, start, SPV, (1, 100))[:, 0, 19]
     np.testing.assert_allclose(good, good[0], rtol=1e-3)
     assert naive[0] < 0.01 * good[0] and naive[1] < 0.8 * good[0]
 
@@ -77,8 +86,6 @@ def test_real_noddi_headers_give_the_scan_start_markers(tmp_path):
     """The real NODDI BrainVision headers (samples synthesised to match): sub-35's scan starts
     129.6 s into the EEG, sub-32's at once; VECTORIZED and MULTIPLEXED both read."""
     src = FIXTURES / "noddi-bids-headers" / "derivatives"
-    if not src.is_dir():
-        pytest.skip("shared fixtures not present")
     for sub, first in (("sub-35", 32392), ("sub-32", 36)):
         d = tmp_path / sub
         d.mkdir()
@@ -89,8 +96,14 @@ def test_real_noddi_headers_give_the_scan_start_markers(tmp_path):
         np.zeros((64, points), dtype="<f4").tofile(d / f"{sub}_task-rest_eeg.dat")
         rec = read_brainvision(d / f"{sub}_task-rest_eeg.vhdr")
         assert rec.fs == 250.0 and len(rec.ch_names) == 64
-        on = volume_onsets(rec, 2.16, 300, alignment="markers", marker="Scan Start")
-        assert len(on) == 300 and on[0] == first
+        plan = _plan(d / f"{sub}_task-rest_eeg.vhdr", _write_bold(d / "bold.nii", 300, 2.16),
+                     volume_marker="Scan Start")
+        on = plan.onsets
+        assert not plan.problems and plan.n_markers == 300 and on[0] == first
+        # sub-32's EEG ends before the last volume's window is complete: dropped, and said so
+        assert len(on) == (299 if sub == "sub-32" else 300)
+        assert ("1 volume(s) without a complete EEG window" in " ".join(plan.notes)) == (
+            sub == "sub-32")
         assert np.all(np.diff(on) == 540)
 
 
@@ -133,9 +146,11 @@ def test_nifti_with_wrong_tr_is_named(tmp_path):
 
 
 def test_eeg_without_volume_markers_is_named(tmp_path):
-    rec = read_brainvision(_write_eeg(tmp_path, np.zeros((2, 5000)), None))
-    with pytest.raises(InputError, match=r"rec\.vhdr.*no volume markers 'R128'"):
-        volume_onsets(rec, TR, 4, alignment="markers", marker="R128")
+    plan = _plan(_write_eeg(tmp_path, np.zeros((2, 5000)), None),
+                 _write_bold(tmp_path / "bold.nii.gz", 4))
+    with pytest.raises(InputError, match=r"rec\.vhdr.*no volume markers 'R128'.*"
+                                         r"dataset_settings\.t\.alignment: start"):
+        plan.raise_first()
 
 
 def test_nan_in_eeg_is_named(tmp_path):
@@ -146,9 +161,11 @@ def test_nan_in_eeg_is_named(tmp_path):
 
 
 def test_markers_at_the_wrong_spacing_are_rejected(tmp_path):
-    rec = read_brainvision(_write_eeg(tmp_path, np.zeros((1, 8000)), [0, 400, 800, 1200]))
-    with pytest.raises(InputError, match="400 samples apart but fs\\*TR = 500"):
-        volume_onsets(rec, TR, 4, alignment="markers", marker="R128")
+    plan = _plan(_write_eeg(tmp_path, np.zeros((1, 8000)), [0, 400, 800, 1200]),
+                 _write_bold(tmp_path / "bold.nii.gz", 4))
+    with pytest.raises(InputError, match="not fs\\*TR = 500 samples apart: 3 interval.*400 "
+                                         "samples after marker 1"):
+        plan.raise_first()
 
 
 def test_preprocess_reports_the_file_through_the_cli(tmp_path, capsys):

@@ -17,12 +17,8 @@ from eeg2fmri.data.download import DownloadError
 from eeg2fmri.data.fetch import fetch_subject
 from eeg2fmri.preprocess.store import SubjectFeatures, preprocess_subject
 
-from .conftest import FIXTURES
 from .miniatures import BURST_VOLUME, Server, build_all
 from .test_workflow import jobs, run, scheduled
-
-pytestmark = pytest.mark.skipif(not (FIXTURES / "noddi-bids-headers").is_dir(),
-                                reason="shared NODDI header fixtures not present")
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +70,7 @@ def test_download_and_preprocess_through_the_workflow(served, tmp_path, name):
     manifest = json.loads((tmp_path / "data" / "manifests" / name / f"{subject}.json")
                           .read_text())
     raw = tmp_path / "data" / "raw" / name
-    assert len(manifest) == len(ds.runs) * (4 if ds.eeg_format == "brainvision" else 2)
+    assert len(manifest) == len(ds.runs) * (2 if ds.eeg_format == "mat" else 4)
     for rel, digest in manifest.items():
         assert _sha(raw / rel) == digest
     log = (tmp_path / "logs" / name / "preprocess" / f"{subject}.log").read_text()

@@ -15,6 +15,23 @@ def _json(text: str) -> Any:
     return json.loads(text)
 
 
+def _config_file(path: Path) -> dict[str, Any]:
+    """A workflow config file, validated like the workflow does (one line per problem)."""
+    import yaml
+
+    from eeg2fmri.config import config_errors
+
+    try:
+        cfg = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise InputError(path, f"not a readable YAML config ({e})") from None
+    schema = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+    problems = config_errors(cfg, str(schema)) if schema.is_file() else []
+    if problems:
+        raise InputError(path, "; ".join(problems))
+    return cfg
+
+
 def _prepare_device(device: str, threads: int | None) -> None:
     """Lease a GPU (one per job, see gpu_lease) before CUDA starts, and set CPU threads."""
     if device in ("auto", "cuda"):  # an explicit cuda:N is the user's choice
@@ -54,11 +71,27 @@ def cmd_preprocess(a: argparse.Namespace) -> None:
           f"{meta['eeg_shape']}, first volume at EEG sample {meta['first_onset_sample']}")
 
 
+def cmd_inspect(a: argparse.Namespace) -> int:
+    from eeg2fmri.data.datasets import get_dataset
+    from eeg2fmri.preprocess.inspect import inspect_dataset, write_tables
+
+    ds = get_dataset(a.dataset, a.config, a.raw)
+    root = a.raw or (Path(ds.root) if ds.root else None)
+    if root is None:
+        raise InputError(None, f"inspect {a.dataset}: give --raw (its root folder)")
+    pairing = a.config.get("features", {}).get("pairing", "markers")
+    rows, problems = inspect_dataset(ds, root, pairing)
+    out = a.out or Path(f"{a.dataset}-inspect.tsv")
+    print(write_tables(rows, problems, out))
+    print(f"\ntable: {out} ({out.with_suffix('.md')})")
+    return 1 if problems and not a.table_only else 0
+
+
 def cmd_fetch(a: argparse.Namespace) -> None:
     from eeg2fmri.data.datasets import get_dataset
     from eeg2fmri.data.fetch import fetch_index, fetch_subject
 
-    ds = get_dataset(a.dataset, {}, a.raw)
+    ds = get_dataset(a.dataset, a.config, a.raw)
     if a.index:
         print(f"{ds.name}: subjects listed in {fetch_index(ds, a.raw, urls=a.urls)}")
         return
@@ -138,8 +171,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--urls", type=_json, default={}, help="JSON of download base URLs")
     s.add_argument("--local", action="store_true",
                    help="the raw root is an existing copy: never download, only verify")
+    s.add_argument("--config", type=_json, default={},
+                   help="JSON of the workflow config (dataset_settings, subjects)")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_fetch)
+
+    s = sub.add_parser("inspect", help="a dataset's pairing from headers and markers: one row "
+                                       "per subject and run, every problem in words")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--raw", type=Path, help="the dataset's root (default: its config root)")
+    s.add_argument("--config", type=_json, default={},
+                   help="JSON of the workflow config (dataset_settings, subjects, features)")
+    s.add_argument("--configfile", type=Path, help="a workflow config file (YAML) instead")
+    s.add_argument("--out", type=Path, help="the table (TSV; a .md summary beside it)")
+    s.add_argument("--table-only", action="store_true",
+                   help="exit 0 even with problems (they are in the table)")
+    s.set_defaults(func=cmd_inspect)
 
     s = sub.add_parser("train", help="train one model on one fold (LOSO or a fixed split)")
     s.add_argument("--features", type=Path, required=True, help="the dataset's features dir")
@@ -185,11 +232,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        args.func(args)
+        if getattr(args, "configfile", None) is not None:
+            args.config = _config_file(args.configfile)
+        return args.func(args) or 0
     except InputError as e:
         print(f"eeg2fmri {args.verb}: error: {e}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -80,10 +80,47 @@ def config_errors(cfg: dict[str, Any], schema_path: str) -> list[str]:
     lines = []
     for err in sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path)):
         path = [str(p) for p in err.absolute_path]
+        key = ".".join(path) or "(top level)"
         extra = (sorted(set(err.instance) - set(err.schema.get("properties", {})))
                  if err.validator == "additionalProperties" else [])
         if extra:
             lines.append(f"config key {'.'.join([*path, extra[0]])!r} is not a known setting")
+        elif err.validator == "pattern" and err.validator_value == DATASET_NAME:
+            lines.append(f"config key {key!r}: dataset name {err.instance!r} may hold only "
+                         "lowercase letters and digits, starting with a letter (it names "
+                         "folders and a workflow wildcard)")
         else:
-            lines.append(f"config key {'.'.join(path) or '(top level)'!r}: {err.message}")
+            lines.append(f"config key {key!r}: {err.message}")
+    return lines or dataset_errors(cfg)
+
+
+DATASET_NAME = "^[a-z][a-z0-9]*$"
+
+
+def dataset_errors(cfg: dict[str, Any]) -> list[str]:
+    """Dataset names used in config must be built-in or declared; a declared one needs a root."""
+    from eeg2fmri.data.datasets import BUILTIN_NAMES
+
+    declared = cfg.get("dataset_settings") or {}
+    known = [*BUILTIN_NAMES, *(n for n in declared if n not in BUILTIN_NAMES)]
+    lines = []
+    for i, name in enumerate(cfg.get("datasets") or []):
+        if name not in known:
+            lines.append(f"config key 'datasets.{i}': dataset {name!r} is neither built-in nor "
+                         f"declared under dataset_settings (known: {', '.join(known)})")
+    for section in ("subjects", "raw_roots"):
+        for name in cfg.get(section) or {}:
+            if name not in known or name == "sim":
+                lines.append(f"config key '{section}.{name}': not a dataset with files to choose "
+                             f"from (known: {', '.join(n for n in known if n != 'sim')})")
+    for name, entry in declared.items():
+        if name == "sim":
+            lines.append("config key 'dataset_settings.sim': the simulated dataset is set "
+                         "under 'simulation'")
+        elif name not in BUILTIN_NAMES and "root" not in entry:
+            lines.append(f"config key 'dataset_settings.{name}.root' is required: the folder "
+                         "that holds the dataset")
+        elif entry.get("layout") == "patterns" and not (entry.get("eeg") and entry.get("bold")):
+            lines.append(f"config key 'dataset_settings.{name}': layout 'patterns' needs both "
+                         "'eeg' and 'bold' path patterns")
     return lines

@@ -1,8 +1,11 @@
 # Helpers shared by the rules. Logic lives in the eeg2fmri package; rules only wire files.
 import json
 
+from snakemake.exceptions import WorkflowError
+
 from eeg2fmri.config import SEQUENCE_ARCHS, train_spec
 from eeg2fmri.data.datasets import get_dataset
+from eeg2fmri.errors import InputError
 from eeg2fmri.preprocess import STORE_FILES
 from eeg2fmri.training.folds import fold_by_name
 
@@ -33,21 +36,42 @@ def code(*parts):
     return [str(f) for f in files]
 
 
+def declared_root(name):
+    """The root of a dataset declared with its files (`dataset_settings.<name>.root`)."""
+    return config["dataset_settings"].get(name, {}).get("root")
+
+
 def raw_root(name):
-    """A real dataset's raw root: a local copy named in config `raw_roots`, else the download
-    location under data_root."""
-    return config["raw_roots"].get(name) or f"{RAW}/{name}"
+    """A real dataset's raw root: its declared root, a local copy named in config `raw_roots`,
+    else the download location under data_root."""
+    return declared_root(name) or config["raw_roots"].get(name) or f"{RAW}/{name}"
+
+
+def is_local(name):
+    """Files already on disk (declared root or raw_roots): verified, never downloaded."""
+    return bool(declared_root(name) or name in config["raw_roots"])
+
+
+def dataset_config(name):
+    """The config a dataset's verbs need: its entry and subject choice (JSON)."""
+    entry = config["dataset_settings"].get(name)
+    chosen = config["subjects"].get(name)
+    return {**({"dataset_settings": {name: entry}} if entry else {}),
+            **({"subjects": {name: chosen}} if chosen else {})}
 
 
 def dataset(name):
-    return get_dataset(name, config, None if name == "sim" else raw_root(name))
+    try:
+        return get_dataset(name, config, None if name == "sim" else raw_root(name))
+    except InputError as e:
+        raise WorkflowError(f"dataset {name}: {e}") from None
 
 
 def subjects(name):
     """The dataset's subjects; where they are those of its participants.tsv (CN-EPFL), that file
     is fetched first by the `index` checkpoint."""
     ds = dataset(name)
-    if ds.from_participants and name not in config["raw_roots"]:
+    if ds.from_participants and not is_local(name):
         checkpoints.index.get(dataset=name)
         ds = dataset(name)
     return list(ds.subjects)
@@ -80,7 +104,7 @@ def preprocess_settings(name):
     """The config that preprocessing depends on (and nothing else, so training edits don't
     rerun it)."""
     features = {k: config["features"][k] for k in ("n_bins", "pairing")}
-    extra = {"simulation": config["simulation"]} if name == "sim" else {}
+    extra = {"simulation": config["simulation"]} if name == "sim" else dataset_config(name)
     return json.dumps({**extra, "features": features}, sort_keys=True)
 
 

@@ -35,7 +35,8 @@ rule fetch:
     params:
         raw=lambda w: raw_root(w.dataset),
         urls=json.dumps(config["download_urls"], sort_keys=True),
-        local=lambda w: "--local" if w.dataset in config["raw_roots"] else "",
+        local=lambda w: "--local" if is_local(w.dataset) else "",
+        config=lambda w: json.dumps(dataset_config(w.dataset), sort_keys=True),
     wildcard_constraints:
         dataset=r"(?!sim$)[a-z0-9]+",
     resources:
@@ -49,7 +50,7 @@ rule fetch:
     shell:
         "eeg2fmri fetch --dataset {wildcards.dataset} --subject {wildcards.subject}"
         " --raw {params.raw} --manifest {output.manifest} --urls {params.urls:q} {params.local}"
-        " > {log} 2>&1"
+        " --config {params.config:q} > {log} 2>&1"
 
 
 # The participants index of a dataset whose subjects are read from it (CN-EPFL).
@@ -65,3 +66,25 @@ checkpoint index:
     shell:
         "eeg2fmri fetch --index --dataset {wildcards.dataset} --raw $(dirname {output})"
         " --urls {params.urls:q} > {log} 2>&1"
+
+
+# What preprocessing will make of a dataset (eeg2fmri inspect): one row per subject and run, every
+# problem in words. `snakemake results/<dataset>/inspect/inspect.tsv`; run it before training.
+rule inspect:
+    output:
+        table=f"{RESULTS}/{{dataset}}/inspect/inspect.tsv",
+        summary=f"{RESULTS}/{{dataset}}/inspect/inspect.md",
+    input:
+        lambda w: [f"{RAW}/sim/dataset_description.json"] if w.dataset == "sim" else
+        [] if is_local(w.dataset) else
+        expand(f"{DATA}/manifests/{w.dataset}/{{subject}}.json", subject=subjects(w.dataset)),
+    params:
+        raw=lambda w: raw_root(w.dataset),
+        config=lambda w: preprocess_settings(w.dataset),
+    log:
+        "logs/{dataset}/inspect.log",
+    conda:
+        ENV
+    shell:
+        "eeg2fmri inspect --dataset {wildcards.dataset} --raw {params.raw}"
+        " --config {params.config:q} --out {output.table} --table-only > {log} 2>&1"

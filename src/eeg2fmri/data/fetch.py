@@ -37,12 +37,18 @@ DEFAULT_URLS = {
 def needed_files(ds: DatasetSpec, root: Path, subject: str) -> list[Path]:
     """Every file the preprocessing of `subject` reads (BrainVision: header, data, markers)."""
     files = []
-    for run in ds.runs:
-        eeg, bold = ds.run_paths(root, subject, run)
+    runs, _ = ds.subject_runs(root, subject)
+    if not runs:
+        raise InputError(root / subject, f"{ds.name} {subject}: no run with EEG and BOLD found")
+    for run in runs:
+        eeg, bold = run.eeg, run.bold
         for path in (eeg, bold):
             if not path.is_file():
                 raise InputError(path, f"{ds.name} {subject}: file not found")
-        files += [eeg, *(brainvision_files(eeg) if eeg.suffix == ".vhdr" else []), bold]
+        companions = (brainvision_files(eeg) if eeg.suffix == ".vhdr"
+                      else [f for f in [eeg.with_suffix(".fdt")] if eeg.suffix == ".set"
+                            and f.is_file()])
+        files += [eeg, *companions, bold]
     return files
 
 

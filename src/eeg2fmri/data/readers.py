@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import json
 import re
 import shutil
 import sys
@@ -19,11 +20,17 @@ from eeg2fmri.errors import InputError
 
 @dataclass
 class EEGRecording:
-    data: np.ndarray  # [C, S] volts, float64
+    data: np.ndarray | None  # [C, S] volts, float64; None when only the header was read
     fs: float
     ch_names: list[str]
-    markers: dict[str, np.ndarray]  # description -> onset samples
+    markers: dict[str, np.ndarray]  # description ("Type/Description" for BrainVision) -> onsets
     path: Path
+    n_samples: int = 0
+    format: str = ""
+
+    def __post_init__(self) -> None:
+        if self.data is not None:
+            self.n_samples = self.data.shape[1]
 
 
 @dataclass
@@ -95,43 +102,132 @@ def _repaired_header(path: Path, common: dict[str, str]) -> tuple[Path | None, l
     return tmp, fixes
 
 
-def read_brainvision(path: str | Path) -> EEGRecording:
-    """Read a BrainVision recording; checks the data file exists and the samples are finite."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "EEG header file does not exist")
-    common = _vhdr_common(path)
-    repaired, fixes = _repaired_header(path, common)
-    for fix in fixes:
-        print(f"{path}: repaired header line {fix}", file=sys.stderr)
+_BV_BYTES = {"INT_16": 2, "UINT_16": 2, "INT_32": 4, "IEEE_FLOAT_32": 4}
+
+
+def check_brainvision(path: Path, common: dict[str, str]) -> None:
+    """The header agrees with itself and with its data file: channel count against the
+    [Channel Infos] lines, data file size against channels x bytes per sample (and DataPoints=
+    where the header states it)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
     try:
-        return _read_brainvision(path, repaired or path)
+        n_ch = int(common.get("NumberOfChannels", ""))
+    except ValueError:
+        raise InputError(path, "header has no valid NumberOfChannels= line") from None
+    section = re.search(r"^\[Channel Infos\][^\n]*\n(.*?)(?=^\[|\Z)", text,
+                        flags=re.MULTILINE | re.DOTALL)
+    listed = len(re.findall(r"^Ch\d+=", section[1] if section else "", flags=re.MULTILINE))
+    if listed != n_ch:
+        raise InputError(path, f"header says NumberOfChannels={n_ch} but its [Channel Infos] "
+                               f"section lists {listed} channels")
+    fmt = re.search(r"^BinaryFormat=(\S+)", text, flags=re.MULTILINE)
+    if (common.get("DataFormat", "BINARY").upper() != "BINARY" or fmt is None
+            or fmt[1].upper() not in _BV_BYTES):
+        return  # ASCII data or an unusual format: MNE checks what it can
+    data_file, _ = _companion(path, common, "DataFile", (".eeg", ".dat"))
+    frame = n_ch * _BV_BYTES[fmt[1].upper()]
+    size = data_file.stat().st_size
+    if size % frame:
+        raise InputError(data_file, f"is {size:,} bytes, not a whole number of samples of "
+                                    f"{n_ch} channels x {frame // n_ch} bytes (header "
+                                    f"{path.name}): the file is truncated or the header wrong")
+    points = common.get("DataPoints")
+    if points and points.strip().isdigit() and int(points) != size // frame:
+        raise InputError(data_file, f"holds {size // frame:,} samples ({size:,} bytes) but "
+                                    f"header {path.name} says DataPoints={int(points):,}: the "
+                                    f"file is truncated or the header wrong")
+
+
+def check_edf(path: Path) -> None:
+    """An EDF/BDF file's size against its header (records x samples per record x bytes)."""
+    with open(path, "rb") as f:
+        head = f.read(256)
+        try:
+            header_bytes, n_records = int(head[184:192]), int(head[236:244])
+            ns = int(head[252:256])
+            f.seek(256 + ns * 216)
+            per_record = sum(int(f.read(8)) for _ in range(ns))
+        except ValueError:
+            raise InputError(path, "not a valid EDF/BDF header") from None
+    if n_records < 0:
+        return  # unknown number of records (recording not closed): MNE counts them
+    width = 3 if path.suffix.lower() == ".bdf" else 2
+    expected = header_bytes + n_records * per_record * width
+    size = path.stat().st_size
+    if size < expected:
+        raise InputError(path, f"is {size:,} bytes but its header ({n_records} records of "
+                               f"{per_record} samples x {width} bytes) needs {expected:,}: the "
+                               "file is truncated")
+
+
+_MNE_READERS = {"brainvision": "read_raw_brainvision", "edf": "read_raw_edf",
+                "bdf": "read_raw_bdf", "eeglab": "read_raw_eeglab", "fif": "read_raw_fif"}
+
+
+def read_eeg_file(path: str | Path, fmt: str, *, header_only: bool = False,
+                  channels: list[str] | None = None) -> EEGRecording:
+    """An EEG recording in any format MNE reads (volts), its markers as sample onsets; with
+    `header_only` no samples are read; `channels` reads only those (by name, in that order).
+    Files whose header disagrees with their size are refused (MNE would guess)."""
+    path = Path(path)
+    if fmt not in _MNE_READERS:
+        raise InputError(path, f"unknown EEG format {fmt!r} (known: {', '.join(_MNE_READERS)}"
+                               ", mat)")
+    if not path.is_file():
+        raise InputError(path, "EEG file does not exist")
+    repaired = None
+    if fmt == "brainvision":
+        common = _vhdr_common(path)
+        check_brainvision(path, common)
+        repaired, fixes = _repaired_header(path, common)
+        for fix in fixes:
+            print(f"{path}: repaired header line {fix}", file=sys.stderr)
+    elif fmt in ("edf", "bdf"):
+        check_edf(path)
+    try:
+        return _read_mne(path, repaired or path, fmt, header_only, channels)
     finally:
         if repaired is not None:
             shutil.rmtree(repaired.parent, ignore_errors=True)
 
 
-def _read_brainvision(path: Path, header: Path) -> EEGRecording:
+def read_brainvision(path: str | Path) -> EEGRecording:
+    """Read a BrainVision recording (header checked against the data file's size)."""
+    return read_eeg_file(path, "brainvision")
+
+
+def _read_mne(path: Path, source: Path, fmt: str, header_only: bool,
+              channels: list[str] | None) -> EEGRecording:
     try:
-        raw = mne.io.read_raw_brainvision(header, preload=True, verbose="error")
+        raw = getattr(mne.io, _MNE_READERS[fmt])(source, preload=False, verbose="error")
     except Exception as e:  # mne raises many types for malformed files
-        raise InputError(path, f"could not be read as BrainVision EEG: {e}") from None
-    data = raw.get_data()
-    bad = ~np.isfinite(data)
-    if bad.any():
-        ch, s = np.argwhere(bad)[0]
-        raise InputError(path, f"EEG contains {int(bad.sum())} NaN/inf samples (first: channel "
-                               f"{raw.ch_names[ch]!r}, sample {s})")
+        raise InputError(path, f"could not be read as {fmt} EEG: {e}") from None
     markers: dict[str, list[int]] = {}
-    onsets = raw.time_as_index(raw.annotations.onset, use_rounding=True)
-    for desc, onset in zip(raw.annotations.description, onsets, strict=True):
+    ann = raw.annotations
+    onsets = raw.time_as_index(ann.onset, use_rounding=True, origin=ann.orig_time)
+    for desc, onset in zip(ann.description, onsets, strict=True):
         markers.setdefault(str(desc), []).append(int(onset))
-    return EEGRecording(data, float(raw.info["sfreq"]), list(raw.ch_names),
-                        {k: np.asarray(v) for k, v in markers.items()}, path)
+    names = list(raw.ch_names)
+    data = None
+    if not header_only:
+        picks = names if channels is None else channels
+        try:
+            data = raw.get_data(picks=[names.index(c) for c in picks])
+        except Exception as e:
+            raise InputError(path, f"samples could not be read: {e}") from None
+        names = list(picks)
+        bad = ~np.isfinite(data)
+        if bad.any():
+            ch, s = np.argwhere(bad)[0]
+            raise InputError(path, f"EEG contains {int(bad.sum())} NaN/inf samples (first: "
+                                   f"channel {names[ch]!r}, sample {s})")
+    return EEGRecording(data, float(raw.info["sfreq"]), names,
+                        {k: np.asarray(v) for k, v in markers.items()}, path,
+                        n_samples=int(raw.n_times), format=fmt)
 
 
 def read_mat_eeg(path: str | Path, key: str, rows: int | None, fs: float,
-                 scale: float = 1e-6) -> EEGRecording:
+                 scale: float = 1e-6, header_only: bool = False) -> EEGRecording:
     """EEG stored as a [channels, samples] matrix in a MATLAB file (Oddball's `EEG_noGA.mat`,
     microvolts at 1 kHz), first `rows` rows; returned in volts like the BrainVision reader."""
     import scipy.io
@@ -139,6 +235,20 @@ def read_mat_eeg(path: str | Path, key: str, rows: int | None, fs: float,
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "EEG .mat file does not exist")
+    if header_only:
+        try:
+            shapes = {name: shape for name, shape, _ in scipy.io.whosmat(path)}
+        except NotImplementedError:  # v7.3: read the matrix (transposed, as below)
+            shapes = {k: v.shape for k, v in _read_mat73(path, key).items()}
+        except Exception as e:
+            raise InputError(path, f"could not be read as a MATLAB file: {e}") from None
+        if key not in shapes or len(shapes[key]) != 2:
+            raise InputError(path, f"has no 2-D variable {key!r}")
+        n_rows = shapes[key][0] if rows is None else rows
+        if shapes[key][0] < n_rows:
+            raise InputError(path, f"{key} has {shapes[key][0]} rows, expected at least {rows}")
+        return EEGRecording(None, fs, [f"EEG{i + 1:03d}" for i in range(n_rows)], {}, path,
+                            n_samples=int(shapes[key][1]), format="mat")
     try:
         mat = scipy.io.loadmat(path, variable_names=[key])
     except NotImplementedError:  # MATLAB v7.3 files are HDF5
@@ -158,7 +268,7 @@ def read_mat_eeg(path: str | Path, key: str, rows: int | None, fs: float,
     if not np.isfinite(data).all():
         raise InputError(path, f"{key} contains NaN/inf samples")
     names = [f"EEG{i + 1:03d}" for i in range(data.shape[0])]
-    return EEGRecording(data * scale, fs, names, {}, path)
+    return EEGRecording(data * scale, fs, names, {}, path, format="mat")
 
 
 def _read_mat73(path: Path, key: str) -> dict[str, np.ndarray]:
@@ -170,11 +280,76 @@ def _read_mat73(path: Path, key: str) -> dict[str, np.ndarray]:
         return {key: np.asarray(f[key]).T} if key in f else {}
 
 
-def find_markers(rec: EEGRecording, marker: str) -> np.ndarray:
-    """Onsets of the markers whose description is `marker` ("Type/Desc") or ends with "/marker"."""
-    hits = [v for k, v in rec.markers.items()
-            if k == marker or re.sub(r"\s+", "", k.split("/", 1)[-1]) == re.sub(r"\s+", "", marker)]
-    return np.sort(np.concatenate(hits)) if hits else np.zeros(0, dtype=int)
+def find_markers(rec: EEGRecording, marker: str | None, marker_type: str | None = None
+                 ) -> np.ndarray:
+    """Onsets of the markers with description `marker` and/or type `marker_type`.
+
+    BrainVision markers reach us as "Type/Description" ("Response/R128"); `marker` may be
+    either form. Whitespace inside descriptions is ignored ("S  1" == "S1")."""
+    def norm(text: str) -> str:
+        return re.sub(r"\s+", "", text)
+
+    hits = []
+    for key, onsets in rec.markers.items():
+        kind, _, desc = key.rpartition("/") if "/" in key else ("", "", key)
+        if marker is not None and norm(key) != norm(marker) and norm(desc) != norm(marker):
+            continue
+        if marker_type is not None and norm(kind) != norm(marker_type):
+            continue
+        hits.append(onsets)
+    return np.sort(np.concatenate(hits)).astype(np.int64) if hits else np.zeros(0, np.int64)
+
+
+@dataclass
+class BoldHeader:
+    shape: tuple[int, ...]
+    tr: float  # from the NIfTI header (0 when it has none)
+    sidecar_tr: float | None  # RepetitionTime of the BIDS sidecar, if there is one
+    sidecar: Path | None
+    path: Path
+
+
+def read_bold_header(path: str | Path) -> BoldHeader:
+    """Shape and TR of a NIfTI BOLD run without reading its voxels, and the TR of its BIDS
+    sidecar (the .json beside it, else an inherited task-level one up the tree)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "BOLD file does not exist")
+    try:
+        img = nib.load(path)
+        shape = tuple(int(n) for n in img.shape)
+        zooms = img.header.get_zooms()
+        unit = img.header.get_xyzt_units()[1]
+    except Exception as e:
+        raise InputError(path, f"could not be read as NIfTI: {e}") from None
+    tr = float(zooms[3]) if len(zooms) > 3 else 0.0
+    if unit == "msec":
+        tr /= 1000.0
+    sidecar = _sidecar(path)
+    sidecar_tr = None
+    if sidecar is not None:
+        try:
+            value = json.loads(sidecar.read_text()).get("RepetitionTime")
+        except ValueError as e:
+            raise InputError(sidecar, f"not readable JSON ({e})") from None
+        sidecar_tr = None if value is None else float(value)
+    return BoldHeader(shape, tr, sidecar_tr, sidecar, path)
+
+
+def _sidecar(path: Path) -> Path | None:
+    """The BIDS JSON sidecar of a BOLD file: beside it, else the inherited task-level file
+    (task-<label>_bold.json) in a parent folder."""
+    stem = path.name.split(".nii")[0]
+    own = path.with_name(stem + ".json")
+    if own.is_file():
+        return own
+    task = re.search(r"_(task-[A-Za-z0-9]+)", stem)
+    if task:
+        for parent in list(path.parents)[:4]:
+            inherited = parent / f"{task[1]}_bold.json"
+            if inherited.is_file():
+                return inherited
+    return None
 
 
 def read_bold(path: str | Path, expected_tr: float | None = None, tol: float = 1e-3) -> BoldRun:

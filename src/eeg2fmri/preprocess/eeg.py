@@ -1,39 +1,9 @@
-"""EEG -> per-volume spectra: marker-based alignment, fs*TR windows, |FFT| magnitudes."""
+"""EEG windows -> per-volume spectra: fs*TR windows, |FFT| magnitudes, decimation."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import fft
-
-from eeg2fmri.data.readers import EEGRecording, find_markers
-from eeg2fmri.errors import InputError
-
-
-def volume_onsets(rec: EEGRecording, tr: float, n_volumes: int, *, alignment: str,
-                  marker: str | None, tol: float = 0.01) -> np.ndarray:
-    """EEG sample index of each volume's onset.
-
-    "markers": from the scanner's volume markers (the first `n_volumes` of them);
-    "start": the references' assumption that EEG sample 0 is the first volume's onset.
-    """
-    spv = rec.fs * tr
-    if alignment == "start":
-        return np.round(np.arange(n_volumes) * spv).astype(np.int64)
-    if alignment != "markers" or not marker:
-        raise ValueError(f"alignment must be 'markers' (with a marker) or 'start', "
-                         f"not {alignment!r}")
-    onsets = find_markers(rec, marker)
-    if onsets.size == 0:
-        found = ", ".join(sorted(rec.markers)) or "none"
-        raise InputError(rec.path, f"no volume markers {marker!r} found (markers present: "
-                                   f"{found}); set alignment: start to assume EEG starts at "
-                                   f"volume 0")
-    if onsets.size > 1:
-        spacing = float(np.median(np.diff(onsets)))
-        if abs(spacing - spv) > tol * spv:
-            raise InputError(rec.path, f"volume markers {marker!r} are {spacing:g} samples apart "
-                                       f"but fs*TR = {spv:g}; wrong TR or marker?")
-    return onsets[:n_volumes].astype(np.int64)
 
 
 def window_spectra(data: np.ndarray, onsets: np.ndarray, n_win: int, bins: tuple[int, int],
@@ -75,13 +45,3 @@ def decimate(data: np.ndarray, factor: int) -> np.ndarray:
     from scipy import signal
 
     return signal.resample_poly(data, 1, factor, axis=-1)
-
-
-def select_channels(rec: EEGRecording, drop: tuple[str, ...]) -> EEGRecording:
-    """The recording without the named non-EEG channels (case-insensitive)."""
-    dropped = {d.lower() for d in drop}
-    keep = [i for i, c in enumerate(rec.ch_names) if c.lower() not in dropped]
-    if len(keep) == len(rec.ch_names):
-        return rec
-    return EEGRecording(rec.data[keep], rec.fs, [rec.ch_names[i] for i in keep], rec.markers,
-                        rec.path)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import mmap
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,66 +24,55 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from eeg2fmri.data.datasets import PAPER_PAIRING, DatasetSpec
-from eeg2fmri.data.readers import EEGRecording, read_bold, read_brainvision, read_mat_eeg
+from eeg2fmri.data.datasets import DatasetSpec
+from eeg2fmri.data.readers import read_bold
 from eeg2fmri.errors import InputError
 from eeg2fmri.io import save_npy, write_json
 from eeg2fmri.preprocess import STORE_FILES
-from eeg2fmri.preprocess.eeg import (
-    decimate,
-    select_channels,
-    volume_onsets,
-    window_samples,
-    window_spectra,
-)
+from eeg2fmri.preprocess.eeg import decimate, window_samples, window_spectra
 from eeg2fmri.preprocess.fmri import dct_reduce, minmax_per_volume, to_volumes
+from eeg2fmri.preprocess.pairing import RunPlan, plan_run, read_eeg
 
 
-def read_eeg(ds: DatasetSpec, path: Path) -> EEGRecording:
-    """A run's EEG in volts, by the dataset's format, without its non-EEG channels."""
-    if ds.eeg_format == "oddball_mat":
-        assert ds.fs is not None
-        rec = read_mat_eeg(path, "data_noGA", ds.eeg_rows, ds.fs)
-    elif ds.eeg_format == "brainvision":
-        rec = read_brainvision(path)
-    else:
-        raise ValueError(f"dataset {ds.name}: unknown EEG format {ds.eeg_format!r}")
-    return select_channels(rec, ds.drop_channels)
+def subject_plans(ds: DatasetSpec, root: Path, subject: str, pairing: str = "markers"
+                  ) -> tuple[list[RunPlan], list[str]]:
+    """Every run's pairing plan for one subject, and the files found but not paired."""
+    runs, unpaired = ds.subject_runs(root, subject)
+    if not runs:
+        raise InputError(Path(root) / subject, f"no runs with both EEG and BOLD found for "
+                                               f"{subject} ({'; '.join(unpaired) or 'no files'})")
+    return [plan_run(ds, subject, r, pairing) for r in runs], unpaired
 
 
-def _run_features(ds: DatasetSpec, eeg_path: Path, bold_path: Path, *, n_bins: int,
-                  alignment: str, drop: int) -> dict[str, Any]:
-    """One run: align volumes to EEG windows, |FFT| spectra, volumes on the dataset's grid."""
-    rec = read_eeg(ds, eeg_path)
-    run = read_bold(bold_path, expected_tr=ds.tr)
-    n_vol = run.data.shape[-1]
-    onsets = volume_onsets(rec, ds.tr, n_vol, alignment=alignment, marker=ds.volume_marker)
-    vol_index = np.arange(len(onsets))[drop:]  # dummy scans go with their windows
-    onsets = onsets[drop:]
-    data, fs = rec.data, rec.fs
+def _run_features(ds: DatasetSpec, plan: RunPlan, *, n_bins: int) -> dict[str, Any]:
+    """One run, paired as planned: |FFT| spectra of the EEG windows, volumes on the grid."""
+    rec = read_eeg(ds, plan.eeg, channels=plan.channels)
+    run = read_bold(plan.bold)
+    assert rec.data is not None
+    if run.data.shape[-1] != plan.n_volumes or rec.data.shape[1] != plan.n_samples:
+        raise InputError(plan.eeg, "the files changed while being read; rerun")
+    data, fs, onsets = rec.data, rec.fs, plan.onsets
     if ds.decimate > 1:
         data, fs = decimate(data, ds.decimate), fs / ds.decimate
         onsets = np.round(onsets / ds.decimate).astype(np.int64)
-    n_win = int(round(fs * ds.tr))
+    n_win = int(round(fs * plan.tr))
     if n_bins > n_win // 2:
-        raise InputError(eeg_path, f"features.n_bins = {n_bins} but a {n_win}-sample window "
-                                   f"(fs {fs:g} Hz x TR {ds.tr:g} s) has {n_win // 2} bins "
+        raise InputError(plan.eeg, f"features.n_bins = {n_bins} but a {n_win}-sample window "
+                                   f"(fs {fs:g} Hz x TR {plan.tr:g} s) has {n_win // 2} bins "
                                    "above DC")
-    keep = (onsets >= 0) & (onsets + n_win <= data.shape[1])  # windows the EEG covers
-    onsets, vol_index = onsets[keep], vol_index[keep]
-    if len(onsets) < 2:
-        raise InputError(eeg_path, f"only {len(onsets)} volume(s) have a complete EEG window")
-    vols, affine = run.data[..., vol_index], run.affine
+    onsets = np.minimum(onsets, data.shape[1] - n_win)  # rounding after decimation
+    vols, affine = run.data[..., plan.volumes], run.affine
     if ds.grid is not None and vols.shape[:3] != ds.grid:
         vols, affine = dct_reduce(vols, affine, ds.grid)
     return {
         "spectra": window_spectra(data * 1e6, onsets, n_win, (1, 1 + n_bins)),
         "raw": window_samples(data * 1e6, onsets, n_win),
         "vols": minmax_per_volume(to_volumes(vols)), "affine": affine, "fs": fs,
-        "n_win": n_win, "channels": rec.ch_names, "vol_index": vol_index,
-        "info": {"eeg": str(eeg_path), "bold": str(bold_path), "n_volumes_bold": n_vol,
-                 "first_volume": int(vol_index[0]), "n_pairs": len(onsets),
-                 "first_onset_sample": int(onsets[0]) * ds.decimate,
+        "n_win": n_win, "channels": rec.ch_names, "vol_index": plan.volumes,
+        "info": {"eeg": str(plan.eeg), "bold": str(plan.bold), "n_volumes_bold": plan.n_volumes,
+                 "first_volume": int(plan.volumes[0]), "n_pairs": plan.n_pairs,
+                 "first_onset_sample": int(plan.onsets[0]), "tr": plan.tr,
+                 "n_markers": plan.n_markers, "notes": plan.notes,
                  "bold_grid": list(run.data.shape[:3])},
     }
 
@@ -93,24 +83,31 @@ def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path,
     """Read, align, window and transform every run of one subject; write its store.
 
     pairing "markers": the dataset's own alignment and dummy scans; "paper": the references'
-    (EEG sample 0 is volume 0, the first 6 volumes dropped)."""
+    (EEG sample 0 is volume 0, the first 6 volumes dropped). Any problem of the pairing plan
+    (see `pairing.plan_run`) stops here, naming the file; its notes go to stderr."""
     root = Path(root)
-    if pairing == "paper":
-        alignment, drop = PAPER_PAIRING["alignment"], PAPER_PAIRING["drop_volumes"]
-    elif pairing == "markers":
-        alignment, drop = ds.alignment, ds.drop_volumes
-    else:
-        raise ValueError(f"pairing must be 'markers' or 'paper', not {pairing!r}")
+    plans, unpaired = subject_plans(ds, root, subject, pairing)
+    for line in unpaired:
+        print(f"{subject}: {line}", file=sys.stderr)
+    for plan in plans:
+        plan.raise_first()
+        for note in plan.notes:
+            print(f"{subject} {plan.run or 'run'}: {note}", file=sys.stderr)
+    first = plans[0]
+    for plan in plans[1:]:
+        if [c.lower() for c in plan.channels] != [c.lower() for c in first.channels]:
+            raise InputError(plan.eeg, f"channels differ from run {first.run!r} of {subject} "
+                                       f"({first.eeg.name}); list them in "
+                                       f"{ds.key('keep_channels')} to fix one order")
+        if abs(plan.tr - first.tr) > 1e-3 or plan.fs != first.fs:
+            raise InputError(plan.eeg, f"fs {plan.fs:g} Hz / TR {plan.tr:g} s differ from run "
+                                       f"{first.run!r} ({first.fs:g} Hz / {first.tr:g} s)")
     runs = []
-    for run in ds.runs:
-        eeg_path, bold_path = ds.run_paths(root, subject, run)
-        runs.append(_run_features(ds, eeg_path, bold_path, n_bins=n_bins, alignment=alignment,
-                                  drop=drop))
-        if runs[-1]["channels"] != runs[0]["channels"]:
-            raise InputError(eeg_path, f"channels differ from run {ds.runs[0]!r} of {subject}")
+    for plan in plans:
+        runs.append(_run_features(ds, plan, n_bins=n_bins))
         if runs[-1]["vols"].shape[1:] != runs[0]["vols"].shape[1:]:
-            raise InputError(bold_path, f"grid {runs[-1]['vols'].shape[1:]} differs from run "
-                                        f"{ds.runs[0]!r}: {runs[0]['vols'].shape[1:]}")
+            raise InputError(plan.bold, f"grid {runs[-1]['vols'].shape[1:]} differs from run "
+                                        f"{first.run!r}: {runs[0]['vols'].shape[1:]}")
     vols = np.concatenate([r["vols"] for r in runs])
     spectra = np.concatenate([r["spectra"] for r in runs])
     raw = np.concatenate([r["raw"] for r in runs])
@@ -124,27 +121,27 @@ def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path,
         mask = vols.mean(0) > mask_threshold
     out_dir.mkdir(parents=True, exist_ok=True)
     if "clean" in truth:  # simulated: one run
-        clean = read_bold(truth["clean"], expected_tr=ds.tr)
+        clean = read_bold(truth["clean"], expected_tr=first.tr)
         save_npy(out_dir / "clean.npy",
                  minmax_per_volume(to_volumes(clean.data[..., runs[0]["vol_index"]])))
     save_npy(out_dir / "eeg.npy", spectra)
     save_npy(out_dir / "raw.npy", raw)
     save_npy(out_dir / "bold.npy", vols)
     save_npy(out_dir / "mask.npy", mask)
-    first = runs[0]
     meta = {
         "dataset": ds.name, "subject": subject, "n_volumes": len(vols),
-        "channels": first["channels"], "fs": first["fs"], "tr": ds.tr,
-        "window_samples": first["n_win"], "bins": [1, 1 + n_bins],
-        "bin_hz": [k / ds.tr for k in (1, n_bins)], "pairing": pairing,
-        "alignment": alignment, "marker": ds.volume_marker if alignment == "markers" else None,
-        "dropped_volumes": drop, "decimate": ds.decimate,
-        "first_onset_sample": first["info"]["first_onset_sample"],
+        "channels": runs[0]["channels"], "fs": runs[0]["fs"], "tr": first.tr,
+        "window_samples": runs[0]["n_win"], "bins": [1, 1 + n_bins],
+        "bin_hz": [k / first.tr for k in (1, n_bins)], "pairing": pairing,
+        "alignment": first.alignment,
+        "marker": ds.volume_marker if first.alignment == "markers" else None,
+        "dropped_volumes": ds.skip_volumes if pairing == "markers" else 6,
+        "decimate": ds.decimate, "first_onset_sample": runs[0]["info"]["first_onset_sample"],
         "eeg_shape": list(spectra.shape), "bold_shape": list(vols.shape),
         "grid": list(vols.shape[1:]), "coverage": ds.coverage,
         "segments": [[int(a), int(b)] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
-        "runs": [{"run": name, **r["info"]} for name, r in zip(ds.runs, runs, strict=True)],
-        "affine": first["affine"].tolist(),
+        "runs": [{"run": p.run, **r["info"]} for p, r in zip(plans, runs, strict=True)],
+        "unpaired_files": unpaired, "affine": runs[0]["affine"].tolist(),
     }
     write_json(out_dir / "meta.json", meta)
     return meta

@@ -1,0 +1,269 @@
+"""Which EEG window goes with which BOLD volume, decided from headers and markers alone.
+
+`plan_run` reads a run's EEG header and markers and its NIfTI header (no samples, no voxels),
+and returns the pairs preprocessing will make, what it drops and why, and every problem in words.
+Preprocessing refuses a run with problems; `eeg2fmri inspect` shows them all. Never silent: an
+input that disagrees with itself is a problem naming the files, both values and the config key
+that resolves it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from eeg2fmri.data.datasets import PAPER_PAIRING, DatasetSpec, RunFiles
+from eeg2fmri.data.readers import (
+    EEGRecording,
+    find_markers,
+    read_bold_header,
+    read_eeg_file,
+    read_mat_eeg,
+)
+from eeg2fmri.errors import InputError
+
+TR_TOLERANCE = 1e-3  # s
+SPACING_TOLERANCE = 0.01  # fraction of fs*TR a marker interval may deviate
+
+
+@dataclass
+class Problem:
+    path: Path | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+@dataclass
+class RunPlan:
+    """One run's pairing: volume `volumes[i]` of the BOLD goes with the EEG window starting at
+    sample `onsets[i]` (in the file's sampling rate)."""
+
+    subject: str
+    run: str
+    eeg: Path
+    bold: Path
+    format: str = ""
+    fs: float = 0.0
+    channels: list[str] = field(default_factory=list)  # kept, in store order
+    dropped_channels: list[str] = field(default_factory=list)
+    n_samples: int = 0
+    n_markers: int | None = None  # volume markers found (None: not looked for)
+    marker_spacing: float | None = None  # median interval, samples
+    first_marker_s: float | None = None
+    n_volumes: int = 0
+    tr_header: float | None = None
+    tr_sidecar: float | None = None
+    tr: float = 0.0
+    alignment: str = ""
+    onsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    volumes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    notes: list[str] = field(default_factory=list)  # what is dropped and why, warnings
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.onsets)
+
+    def raise_first(self) -> None:
+        if self.problems:
+            p = self.problems[0]
+            raise InputError(p.path, p.message)
+
+
+def read_eeg(ds: DatasetSpec, path: Path, *, header_only: bool = False,
+             channels: list[str] | None = None) -> EEGRecording:
+    """A run's EEG in volts by the dataset's format (all channels, or `channels` in order)."""
+    fmt = ds.format_of(path)
+    if fmt == "mat":
+        if ds.fs is None:
+            raise InputError(path, f".mat EEG has no sampling rate: set {ds.key('fs')}")
+        rec = read_mat_eeg(path, ds.mat_variable, ds.eeg_rows, ds.fs, header_only=header_only)
+        if channels is not None and rec.data is not None:
+            rec.data = rec.data[[rec.ch_names.index(c) for c in channels]]
+            rec.ch_names = list(channels)
+        return rec
+    return read_eeg_file(path, fmt, header_only=header_only, channels=channels)
+
+
+def select_channels(ds: DatasetSpec, names: list[str], path: Path
+                    ) -> tuple[list[str], list[str]]:
+    """(kept, dropped) channel names: `keep_channels` in their order, else all but
+    `drop_channels` (both case-insensitive) in file order."""
+    lower = {n.lower(): n for n in names}
+    if len(lower) != len(names):
+        dup = sorted({n for n in names if sum(m.lower() == n.lower() for m in names) > 1})
+        raise InputError(path, f"channel names repeat (case-insensitive): {dup}")
+    if ds.keep_channels:
+        missing = [c for c in ds.keep_channels if c.lower() not in lower]
+        if missing:
+            raise InputError(path, f"channels {missing} of {ds.key('keep_channels')} are not in "
+                                   f"the recording (it has: {', '.join(names)})")
+        kept = [lower[c.lower()] for c in ds.keep_channels]
+    else:
+        drop = {d.lower() for d in ds.drop_channels}
+        kept = [n for n in names if n.lower() not in drop]
+    return kept, [n for n in names if n not in kept]
+
+
+def plan_run(ds: DatasetSpec, subject: str, run: RunFiles, pairing: str = "markers"
+             ) -> RunPlan:
+    """The pairing of one run from headers and markers; problems are collected, not raised."""
+    plan = RunPlan(subject, run.label, run.eeg, run.bold)
+    try:
+        _plan(ds, plan, pairing)
+    except InputError as e:
+        plan.problems.append(Problem(e.path, e.problem))
+    return plan
+
+
+def _resolve_tr(ds: DatasetSpec, plan: RunPlan, header_tr: float, sidecar_tr: float | None,
+                sidecar: Path | None) -> float | None:
+    plan.tr_header, plan.tr_sidecar = header_tr or None, sidecar_tr
+    if ds.tr is not None:
+        for where, value in (("NIfTI header", plan.tr_header), (f"sidecar {sidecar}", sidecar_tr)):
+            if value is not None and abs(value - ds.tr) > TR_TOLERANCE:
+                plan.notes.append(f"TR {value:g} s of the {where} ignored: {ds.key('tr')} is "
+                                  f"{ds.tr:g} s")
+        return ds.tr
+    if sidecar_tr is not None and plan.tr_header and abs(sidecar_tr - header_tr) > TR_TOLERANCE:
+        plan.problems.append(Problem(plan.bold, (
+            f"TR in the NIfTI header is {header_tr:g} s but sidecar {sidecar} says "
+            f"{sidecar_tr:g} s; set {ds.key('tr')} to the right one")))
+        return None
+    tr = sidecar_tr if sidecar_tr is not None else plan.tr_header
+    if not tr:
+        plan.problems.append(Problem(plan.bold, f"no TR in the NIfTI header and no sidecar "
+                                                f"RepetitionTime; set {ds.key('tr')}"))
+        return None
+    return tr
+
+
+def _plan(ds: DatasetSpec, plan: RunPlan, pairing: str) -> None:
+    rec = read_eeg(ds, plan.eeg, header_only=True)
+    plan.format, plan.fs, plan.n_samples = rec.format, rec.fs, rec.n_samples
+    plan.channels, plan.dropped_channels = select_channels(ds, rec.ch_names, plan.eeg)
+    bold = read_bold_header(plan.bold)
+    if len(bold.shape) != 4:
+        raise InputError(plan.bold, f"BOLD must be 4-D (x, y, z, time); got shape {bold.shape}")
+    plan.n_volumes = bold.shape[3]
+    if plan.dropped_channels:
+        plan.notes.append(f"channels dropped: {', '.join(plan.dropped_channels)}")
+    tr = _resolve_tr(ds, plan, bold.tr, bold.sidecar_tr, bold.sidecar)
+    if tr is None:
+        return
+    plan.tr = tr
+    spv = rec.fs * tr  # EEG samples per volume
+
+    markers = None
+    if ds.volume_marker is not None or ds.marker_type is not None:
+        markers = find_markers(rec, ds.volume_marker, ds.marker_type)
+        plan.n_markers = len(markers)
+        if len(markers):
+            plan.first_marker_s = markers[0] / rec.fs
+        if len(markers) > 1:
+            plan.marker_spacing = float(np.median(np.diff(markers)))
+
+    if pairing == "paper":
+        alignment, skip = PAPER_PAIRING["alignment"], PAPER_PAIRING["skip_volumes"]
+        if markers is not None and len(markers):
+            plan.notes.append(
+                f"warning: paper pairing ignores the {len(markers)} volume markers; the first "
+                f"is {markers[0] / rec.fs:.2f} s after the EEG start, a shift of "
+                f"{markers[0] / spv:.1f} volumes against 'EEG sample 0 = volume 0' "
+                f"(features.pairing: markers uses them)")
+    elif pairing == "markers":
+        alignment, skip = ds.alignment, ds.skip_volumes
+    else:
+        raise InputError(None, f"features.pairing must be 'markers' or 'paper', not {pairing!r}")
+    plan.alignment = alignment
+
+    volumes = np.arange(plan.n_volumes)
+    if alignment == "markers":
+        if markers is None:
+            raise InputError(plan.eeg, f"alignment 'markers' needs {ds.key('volume_marker')} "
+                                       f"(or set {ds.key('alignment')}: start or offset)")
+        onsets, volumes = _marker_pairs(ds, plan, rec, markers, spv)
+        if onsets is None:
+            return
+    elif alignment in ("start", "offset"):
+        start = ds.offset_s * rec.fs if alignment == "offset" else 0.0
+        onsets = np.round(start + volumes * spv).astype(np.int64)
+    else:
+        raise InputError(None, f"{ds.key('alignment')} must be markers, start or offset, "
+                               f"not {alignment!r}")
+    if skip:
+        plan.notes.append(f"first {skip} volume(s) of the run skipped ({ds.key('skip_volumes')}"
+                          f"{' (paper pairing)' if pairing == 'paper' else ''})")
+        onsets, volumes = onsets[skip:], volumes[skip:]
+    n_win = int(round(spv / ds.decimate)) * ds.decimate
+    covered = (onsets >= 0) & (onsets + n_win <= rec.n_samples)
+    if not covered.all():
+        before, after = int((onsets < 0).sum()), int((~covered).sum() - (onsets < 0).sum())
+        parts = [f"{n} {where}" for n, where in ((before, "before the EEG starts"),
+                                                  (after, "past the EEG's end")) if n]
+        plan.notes.append(f"{int((~covered).sum())} volume(s) without a complete EEG window "
+                          f"dropped ({', '.join(parts)}; EEG {rec.n_samples / rec.fs:.1f} s)")
+        onsets, volumes = onsets[covered], volumes[covered]
+    if len(onsets) < 2:
+        plan.problems.append(Problem(plan.eeg, f"only {len(onsets)} volume(s) of {plan.bold} "
+                                               "have a complete EEG window"))
+    plan.onsets, plan.volumes = onsets, volumes
+
+
+def _marker_pairs(ds: DatasetSpec, plan: RunPlan, rec: EEGRecording, markers: np.ndarray,
+                  spv: float) -> tuple[np.ndarray | None, np.ndarray]:
+    """Pair volume markers with volumes one to one (after `skip_markers`), or a problem."""
+    what = repr(ds.volume_marker or f"type {ds.marker_type}")
+    if len(markers) == 0:
+        found = ", ".join(sorted(rec.markers)[:12]) or "none"
+        plan.problems.append(Problem(plan.eeg, (
+            f"no volume markers {what} found (markers present: {found}); set "
+            f"{ds.key('volume_marker')}, or {ds.key('alignment')}: start (EEG sample 0 is volume "
+            f"0) or offset (with {ds.key('offset_s')})")))
+        return None, np.zeros(0, np.int64)
+    beyond = markers >= rec.n_samples
+    if beyond.any():
+        plan.problems.append(Problem(plan.eeg, (
+            f"{int(beyond.sum())} of {len(markers)} volume markers {what} lie past the end of "
+            f"the EEG data ({rec.n_samples:,} samples, {rec.n_samples / rec.fs:.1f} s): the data "
+            "file is truncated or belongs to another recording")))
+        return None, np.zeros(0, np.int64)
+    gaps = np.diff(markers)
+    off = np.flatnonzero(np.abs(gaps - spv) > SPACING_TOLERANCE * spv)
+    if len(off):
+        k = int(off[0])
+        plan.problems.append(Problem(plan.eeg, (
+            f"volume markers {what} are not fs*TR = {spv:g} samples apart: {len(off)} "
+            f"interval(s) differ, the first {int(gaps[k])} samples after marker {k + 1} (at "
+            f"{markers[k] / rec.fs:.2f} s); a missing or extra marker, or the wrong TR "
+            f"({plan.tr:g} s) or {ds.key('volume_marker')}")))
+        return None, np.zeros(0, np.int64)
+    if ds.skip_markers:
+        plan.notes.append(f"first {ds.skip_markers} marker(s) skipped ({ds.key('skip_markers')})")
+        markers = markers[ds.skip_markers:]
+    n_m, n_v = len(markers), plan.n_volumes
+    volumes = np.arange(n_v)
+    if n_m == n_v:
+        return markers.astype(np.int64), volumes
+    surplus = (f"{n_m - n_v} marker(s) without a volume" if n_m > n_v
+               else f"{n_v - n_m} volume(s) without a marker")
+    if ds.mismatch == "drop_end":
+        n = min(n_m, n_v)
+        plan.notes.append(f"{surplus} at the end dropped ({ds.key('mismatch')}: drop_end)")
+        return markers[:n].astype(np.int64), volumes[:n]
+    if ds.mismatch == "drop_start":
+        n = min(n_m, n_v)
+        plan.notes.append(f"{surplus} at the start dropped ({ds.key('mismatch')}: drop_start)")
+        return markers[n_m - n:].astype(np.int64), volumes[n_v - n:]
+    skipped = f" after skipping {ds.skip_markers}" if ds.skip_markers else ""
+    plan.problems.append(Problem(plan.eeg, (
+        f"{n_m} volume markers {what}{skipped} but {plan.bold} has {n_v} volumes: they cannot be "
+        f"paired one to one. If the BOLD lacks its first volumes (dummy scans removed), set "
+        f"{ds.key('skip_markers')}: {n_m - n_v if n_m > n_v else 0}; to pair from the start and "
+        f"drop the unpaired rest, {ds.key('mismatch')}: drop_end; to pair from the end, "
+        f"{ds.key('mismatch')}: drop_start")))
+    return None, volumes
