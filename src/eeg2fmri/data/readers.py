@@ -131,11 +131,23 @@ def check_brainvision(path: Path, common: dict[str, str]) -> None:
         raise InputError(data_file, f"is {size:,} bytes, not a whole number of samples of "
                                     f"{n_ch} channels x {frame // n_ch} bytes (header "
                                     f"{path.name}): the file is truncated or the header wrong")
+    n_samples = size // frame
     points = common.get("DataPoints")
-    if points and points.strip().isdigit() and int(points) != size // frame:
-        raise InputError(data_file, f"holds {size // frame:,} samples ({size:,} bytes) but "
+    if points and points.strip().isdigit() and int(points) != n_samples:
+        raise InputError(data_file, f"holds {n_samples:,} samples ({size:,} bytes) but "
                                     f"header {path.name} says DataPoints={int(points):,}: the "
                                     f"file is truncated or the header wrong")
+    marker_file, _ = _companion(path, common, "MarkerFile", (".vmrk",))
+    positions = [int(m) for m in re.findall(r"^Mk\d+=[^,\n]*,[^,\n]*,\s*(\d+)",
+                                            marker_file.read_text("utf-8", errors="replace"),
+                                            flags=re.MULTILINE)]
+    past = [p for p in positions if p - 1 >= n_samples]  # positions count from 1
+    if past:
+        raise InputError(data_file, f"holds {n_samples:,} samples ({size:,} bytes) but "
+                                    f"{len(past)} of {len(positions)} markers in "
+                                    f"{marker_file.name} lie past its end (last at sample "
+                                    f"{max(past) - 1:,}): the data file is truncated or "
+                                    "belongs to another recording")
 
 
 def check_edf(path: Path) -> None:
@@ -294,7 +306,8 @@ def find_markers(rec: EEGRecording, marker: str | None, marker_type: str | None 
         kind, _, desc = key.rpartition("/") if "/" in key else ("", "", key)
         if marker is not None and norm(key) != norm(marker) and norm(desc) != norm(marker):
             continue
-        if marker_type is not None and norm(kind) != norm(marker_type):
+        if marker_type is not None and norm(kind) != norm(marker_type) and (
+                kind or marker is None):  # formats without marker types match by description
             continue
         hits.append(onsets)
     return np.sort(np.concatenate(hits)).astype(np.int64) if hits else np.zeros(0, np.int64)
