@@ -80,9 +80,6 @@ def _consistency(ds: DatasetSpec, plans: list[RunPlan]) -> list[Problem]:
                 f"channels {'in another order than' if same else 'differ from'} {ref.eeg.name} "
                 f"({len(p.channels)} vs {len(ref.channels)} kept); list them under "
                 f"{ds.key('keep_channels')} to use one set in one order")))
-            ref_set = {c.lower() for c in ref.channels}
-            if not same and {c.lower() for c in p.channels} < ref_set:
-                continue
         if p.fs != ref.fs:
             out.append(Problem(p.eeg, f"sampling rate {p.fs:g} Hz differs from {ref.eeg.name} "
                                       f"({ref.fs:g} Hz); windows would differ in length"))

@@ -24,7 +24,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from eeg2fmri.data.datasets import DatasetSpec
+from eeg2fmri.data.datasets import PAPER_PAIRING, DatasetSpec
 from eeg2fmri.data.readers import read_bold
 from eeg2fmri.errors import InputError
 from eeg2fmri.io import save_npy, write_json
@@ -135,7 +135,8 @@ def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path,
         "bin_hz": [k / first.tr for k in (1, n_bins)], "pairing": pairing,
         "alignment": first.alignment,
         "marker": ds.volume_marker if first.alignment == "markers" else None,
-        "dropped_volumes": ds.skip_volumes if pairing == "markers" else 6,
+        "dropped_volumes": (ds.skip_volumes if pairing == "markers"
+                            else PAPER_PAIRING["skip_volumes"]),
         "decimate": ds.decimate, "first_onset_sample": runs[0]["info"]["first_onset_sample"],
         "eeg_shape": list(spectra.shape), "bold_shape": list(vols.shape),
         "grid": list(vols.shape[1:]), "coverage": ds.coverage,
