@@ -152,9 +152,12 @@ def test_declared_dataset_runs_through_the_workflow(study, tmp_path):
     summary = tmp_path / "results" / "mystudy" / "summary" / "summary.md"
     text = summary.read_text()
     assert "mean_volume" in text and "band_ridge" in text
-    for sub in ("sub-01", "sub-02", "sub-03"):
+    for i, sub in enumerate(("sub-01", "sub-02", "sub-03")):
         assert (tmp_path / "results" / "mystudy" / "band_ridge" / f"fold-{sub}" /
                 "metrics.json").is_file()
+        store = SubjectFeatures.open(tmp_path / "data" / "features" / "mystudy" / sub)
+        assert int(np.asarray(store.eeg).sum(axis=(1, 2)).argmax()) == planted(i)
+        assert int(np.asarray(store.bold)[:, 2, 4, 4].argmax()) == planted(i)
     assert "No problems" in (tmp_path / "results/mystudy/inspect/inspect.md").read_text()
 
 
