@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from eeg2fmri.models import build_model
-from eeg2fmri.training.losses import ssim_mse_loss
+from eeg2fmri.models.losses import ssim_mse_loss
 
 
 class ReferenceE2fNet(nn.Module):

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from eeg2fmri.config import SEQUENCE_ARCHS
+from eeg2fmri.config import arch_kind
 from eeg2fmri.models import build_model, count_parameters
 from eeg2fmri.training.sequences import SequenceBatch, SequenceTasks
 
@@ -60,7 +60,7 @@ def main() -> None:
         params = settings(PAPER[name])
         arch = params.pop("arch")
         frames = 1
-        if arch in SEQUENCE_ARCHS:
+        if arch_kind(arch) == "sequence":
             _, params = SequenceTasks.split(params)
             frames = RUN_FRAMES
         n = RAW_SAMPLES if arch == "ntvit" else 249

@@ -61,8 +61,8 @@ def child(store: Path, n_subjects: int, steps: int, width: int, batch: int) -> d
     import torch
 
     from eeg2fmri.models import build_model
+    from eeg2fmri.models.losses import ssim_mse_loss
     from eeg2fmri.training.data import EEGNorm, PairDataset
-    from eeg2fmri.training.losses import ssim_mse_loss
     from eeg2fmri.training.run import open_subjects
 
     torch.set_num_threads(2)

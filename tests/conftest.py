@@ -52,3 +52,30 @@ def tiny_spec(arch: str = "e2fnet", **training: object) -> dict:
             "features": {"n_bins": 60, "context": 5, "eeg_norm": "log_standard"},
             "training": {"epochs": 3, "batch_size": 8, "warmup_steps": 2, "restart_epochs": 2,
                          **training}}
+
+
+# Small settings of every registered architecture for the tiny simulated data (contract and
+# synthesis tests run each of them).
+TINY_PARAMS: dict[str, dict] = {
+    "e2fnet": {"width": 8},
+    "e2fgan": {"width": 8, "disc_width": 8},
+    "spec2vol": {"embed": 8, "heads": 2, "dims": [8, 16], "depths": [1, 1], "dec_depths": [1, 1]},
+    "ef_diffusion": {"eeg_dim": 8, "channels": [4, 8], "attn_levels": 1, "eeg_conv_channels": 4,
+                     "attn_heads": 2, "sample_steps": 3},
+    "cnn_tc": {},
+    "ntvit": {"dim": 16, "depth": 1, "dec_depth": 1, "heads": 2, "n_mels": 16,
+              "spec_patch": [4, 4], "patch": [4, 8, 8]},
+    "mean_volume": {},
+    "band_ridge": {},
+    "neural_frames": {"dim": 16, "levels": 2, "rank": 8, "hidden": 8, "seq_len": 8,
+                      "seq_stride": 4},
+}
+
+
+def arch_spec(arch: str, **training: object) -> dict:
+    """A tiny training spec of `arch` (raw-input models read the raw windows)."""
+    spec = tiny_spec(arch, **training)
+    spec.update(name=arch, params=dict(TINY_PARAMS[arch]))
+    if arch == "ntvit":
+        spec["features"]["eeg_norm"] = "raw_standard"
+    return spec

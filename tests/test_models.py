@@ -29,9 +29,9 @@ def test_unknown_architecture_is_named():
 
 
 def test_mean_volume_predicts_the_training_mean_and_ignores_eeg():
-    m = MeanVolume(out_shape=(2, 3, 3))
+    m = MeanVolume(n_channels=8, n_freqs=10, out_shape=(2, 3, 3), context=20)
     vols = [torch.full((4, 2, 3, 3), 1.0), torch.full((2, 2, 3, 3), 4.0)]
-    m.fit((torch.randn(len(v), 20, 8, 10), v) for v in vols)
+    m.fit_closed_form((torch.randn(len(v), 20, 8, 10), v) for v in vols)
     assert torch.allclose(m.mean, torch.full((2, 3, 3), 2.0))
     a, b = m(torch.randn(5, 20, 8, 10)), m(torch.zeros(5, 20, 8, 10))
     assert a.shape == (5, 2, 3, 3) and torch.equal(a, b)
@@ -47,7 +47,7 @@ def test_band_ridge_recovers_a_linear_band_power_relation():
     y = (0.5 + 0.1 * drive[:, None, None, None] * pattern).clamp(0, 1)
     m = BandRidge(n_channels=3, n_freqs=16, out_shape=(2, 4, 4), context=4, n_bands=8,
                   n_components=4, alpha=1.0)
-    m.fit([(x[:200], y[:200])])
+    m.fit_closed_form([(x[:200], y[:200])])
     pred = m(x[200:])
     err = (pred - y[200:]).pow(2).mean() / (y[200:] - y[200:].mean(0)).pow(2).mean()
     assert err < 0.05

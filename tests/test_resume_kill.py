@@ -39,7 +39,7 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(tiny_features, tmp_path
                              text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stdout
-    a = torch.load(tmp_path / "a" / "model.pt", weights_only=False)["state"]
-    b = torch.load(tmp_path / "b" / "model.pt", weights_only=False)["state"]
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["state"]
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["state"]
     for k in a:
         assert torch.equal(a[k], b[k]), k

@@ -192,7 +192,7 @@ def test_e2fgan_updates_both_networks_and_resume_restores_both(tiny_features, tm
         assert not torch.equal(init[net], straight["state"][net]), f"{net} did not update"
     assert train_fold(spec, fold, tiny_features, tmp_path / "b", stop_after_epoch=1,
                       progress=False) is None
-    ckpt = torch.load(tmp_path / "b" / "checkpoint" / "last.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "b" / "checkpoint" / "last.pt", weights_only=True)
     assert set(ckpt["optimizer"]) == {"generator", "discriminator"}
     assert ckpt["optimizer"]["discriminator"]["state"]  # Adam moments of D are saved
     resumed = train_fold(spec, fold, tiny_features, tmp_path / "b", progress=False)
@@ -212,8 +212,8 @@ def test_ntvit_trains_on_raw_windows_and_evaluates(tiny_features, tmp_path, dm):
     spec["features"]["eeg_norm"] = "raw_standard"
     fold = loso_fold(SUBJECTS, "sub-01")
     rec = train_fold(spec, fold, tiny_features, tmp_path, progress=False)
-    assert rec["params"]["fs"] == TINY.fs and rec["norm"]["mode"] == "raw_standard"
-    assert np.asarray(rec["norm"]["a"]).shape == (TINY.n_channels, 1)
+    assert rec["params"]["fs"] == TINY.fs and rec["eeg"]["norm"]["mode"] == "raw_standard"
+    assert np.asarray(rec["eeg"]["norm"]["a"]).shape == (TINY.n_channels, 1)
     r = evaluate_fold(tmp_path / "model.pt", [tiny_features / "sub-01"],
                       tmp_path / "metrics.json", tmp_path / "pred.nii.gz")
     assert r["n_volumes"] == TINY.n_volumes - 5 and np.isfinite(r["mean"]["ssim"])

@@ -125,6 +125,16 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     print(f"{r['model']} {r['fold']}: " + ", ".join(f"{k} {v:.4f}" for k, v in r["mean"].items()))
 
 
+def cmd_synthesize(a: argparse.Namespace) -> None:
+    from eeg2fmri.evaluation.synthesize import synthesize
+
+    _prepare_device(a.device, a.threads)
+    side = synthesize(a.model, a.eeg, a.out, start=a.start, marker=a.marker, fmt=a.format,
+                      seed=a.seed, device=a.device, progress=not a.no_progress)
+    print(f"{a.out}: {side['n_volumes']} volumes from {side['n_windows']} windows "
+          f"({side['windows']}), model {side['model_name']} {side['fold']}")
+
+
 def cmd_aggregate(a: argparse.Namespace) -> None:
     from eeg2fmri.reporting.aggregate import aggregate
     from eeg2fmri.reporting.figures import make_figures
@@ -211,6 +221,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=int, default=None)
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("synthesize", help="fMRI volumes from an EEG-only recording with a "
+                                          "trained model (a 4-D NIfTI and a JSON sidecar)")
+    s.add_argument("--model", type=Path, required=True, help="a trained model.pt")
+    s.add_argument("--eeg", type=Path, required=True, help="the recording (any format MNE reads)")
+    s.add_argument("--out", type=Path, required=True, help="the NIfTI to write (.nii.gz)")
+    s.add_argument("--start", type=float, default=0.0,
+                   help="without volume markers: the first window's start (s); default 0")
+    s.add_argument("--marker", help="volume marker (default: the training data's; 'none' to "
+                                    "ignore markers and window every TR from --start)")
+    s.add_argument("--format", help="EEG format, if not clear from the extension")
+    s.add_argument("--seed", type=int, help="seed of a generative model's sampling noise")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_synthesize)
 
     s = sub.add_parser("aggregate", help="per-fold metrics -> tables and figures")
     s.add_argument("--metrics", type=Path, nargs="+", required=True)

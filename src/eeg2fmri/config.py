@@ -24,10 +24,13 @@ class TrainConfig:
 
 
 FEATURE_DEFAULTS = {"n_bins": 249, "context": 20, "eeg_norm": "log_standard"}
-# Architectures with their own EEG front end: they read the store's raw windows, not spectra.
-RAW_INPUT_ARCHS = ("ntvit",)
-# Sequence models: trained and evaluated on frame sequences with known-frame tasks.
-SEQUENCE_ARCHS = ("neural_frames",)
+
+
+def arch_kind(arch: str) -> str:
+    """"pair", "sequence" or "closed_form", as the architecture declares (models.base)."""
+    from eeg2fmri.models import model_class
+
+    return model_class(arch).kind
 
 
 def resolve_model(cfg: dict[str, Any], name: str) -> dict[str, Any]:
@@ -49,7 +52,9 @@ def train_spec(cfg: dict[str, Any], name: str) -> dict[str, Any]:
     training = {**cfg.get("training", {}), **model.pop("training", {})}
     arch = model.pop("arch")
     features = {**FEATURE_DEFAULTS, **cfg.get("features", {})}
-    if arch in RAW_INPUT_ARCHS:
+    from eeg2fmri.models import model_class
+
+    if model_class(arch).input == "raw":  # its own EEG front end reads the raw windows
         features["eeg_norm"] = "raw_standard"
     return {
         "name": name,

@@ -3,7 +3,7 @@ import json
 
 from snakemake.exceptions import WorkflowError
 
-from eeg2fmri.config import SEQUENCE_ARCHS, train_spec
+from eeg2fmri.config import arch_kind, train_spec
 from eeg2fmri.data.datasets import get_dataset
 from eeg2fmri.errors import InputError
 from eeg2fmri.preprocess import STORE_FILES
@@ -125,7 +125,7 @@ def raw_inputs(wildcards):
 
 
 def has_sequence_model():
-    return any(train_spec(config, m)["arch"] in SEQUENCE_ARCHS for m in config["models"])
+    return any(arch_kind(train_spec(config, m)["arch"]) == "sequence" for m in config["models"])
 
 
 def fold_metrics(wildcards):

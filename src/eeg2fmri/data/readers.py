@@ -8,6 +8,8 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,11 +178,10 @@ _MNE_READERS = {"brainvision": "read_raw_brainvision", "edf": "read_raw_edf",
                 "bdf": "read_raw_bdf", "eeglab": "read_raw_eeglab", "fif": "read_raw_fif"}
 
 
-def read_eeg_file(path: str | Path, fmt: str, *, header_only: bool = False,
-                  channels: list[str] | None = None) -> EEGRecording:
-    """An EEG recording in any format MNE reads (volts), its markers as sample onsets; with
-    `header_only` no samples are read; `channels` reads only those (by name, in that order).
-    Files whose header disagrees with their size are refused (MNE would guess)."""
+@contextmanager
+def open_raw(path: str | Path, fmt: str) -> Iterator[mne.io.BaseRaw]:
+    """An MNE Raw (no samples read yet) of an EEG file whose header was checked against its
+    size (MNE would guess); BrainVision headers with stale file names are repaired first."""
     path = Path(path)
     if fmt not in _MNE_READERS:
         raise InputError(path, f"unknown EEG format {fmt!r} (known: {', '.join(_MNE_READERS)}"
@@ -197,45 +198,59 @@ def read_eeg_file(path: str | Path, fmt: str, *, header_only: bool = False,
     elif fmt in ("edf", "bdf"):
         check_edf(path)
     try:
-        return _read_mne(path, repaired or path, fmt, header_only, channels)
+        try:
+            raw = getattr(mne.io, _MNE_READERS[fmt])(repaired or path, preload=False,
+                                                     verbose="error")
+        except Exception as e:  # mne raises many types for malformed files
+            raise InputError(path, f"could not be read as {fmt} EEG: {e}") from None
+        yield raw
     finally:
         if repaired is not None:
             shutil.rmtree(repaired.parent, ignore_errors=True)
 
 
-def read_brainvision(path: str | Path) -> EEGRecording:
-    """Read a BrainVision recording (header checked against the data file's size)."""
-    return read_eeg_file(path, "brainvision")
-
-
-def _read_mne(path: Path, source: Path, fmt: str, header_only: bool,
-              channels: list[str] | None) -> EEGRecording:
-    try:
-        raw = getattr(mne.io, _MNE_READERS[fmt])(source, preload=False, verbose="error")
-    except Exception as e:  # mne raises many types for malformed files
-        raise InputError(path, f"could not be read as {fmt} EEG: {e}") from None
+def raw_markers(raw: mne.io.BaseRaw) -> dict[str, np.ndarray]:
+    """Annotations as {description: onset samples} (BrainVision: "Type/Description")."""
     markers: dict[str, list[int]] = {}
     ann = raw.annotations
     onsets = raw.time_as_index(ann.onset, use_rounding=True, origin=ann.orig_time)
     for desc, onset in zip(ann.description, onsets, strict=True):
         markers.setdefault(str(desc), []).append(int(onset))
+    return {k: np.asarray(v) for k, v in markers.items()}
+
+
+def read_samples(raw: mne.io.BaseRaw, path: Path, channels: list[str], start: int = 0,
+                 stop: int | None = None) -> np.ndarray:
+    """Samples [start, stop) of `channels` (in that order), volts, checked finite."""
     names = list(raw.ch_names)
-    data = None
-    if not header_only:
-        picks = names if channels is None else channels
-        try:
-            data = raw.get_data(picks=[names.index(c) for c in picks])
-        except Exception as e:
-            raise InputError(path, f"samples could not be read: {e}") from None
-        names = list(picks)
-        bad = ~np.isfinite(data)
-        if bad.any():
-            ch, s = np.argwhere(bad)[0]
-            raise InputError(path, f"EEG contains {int(bad.sum())} NaN/inf samples (first: "
-                                   f"channel {names[ch]!r}, sample {s})")
-    return EEGRecording(data, float(raw.info["sfreq"]), names,
-                        {k: np.asarray(v) for k, v in markers.items()}, path,
-                        n_samples=int(raw.n_times), format=fmt)
+    try:
+        data = raw.get_data(picks=[names.index(c) for c in channels], start=start, stop=stop)
+    except Exception as e:
+        raise InputError(path, f"samples could not be read: {e}") from None
+    bad = ~np.isfinite(data)
+    if bad.any():
+        ch, s = np.argwhere(bad)[0]
+        raise InputError(path, f"EEG contains {int(bad.sum())} NaN/inf samples (first: "
+                               f"channel {channels[ch]!r}, sample {start + s})")
+    return data
+
+
+def read_eeg_file(path: str | Path, fmt: str, *, header_only: bool = False,
+                  channels: list[str] | None = None) -> EEGRecording:
+    """An EEG recording in any format MNE reads (volts), its markers as sample onsets; with
+    `header_only` no samples are read; `channels` reads only those (by name, in that order)."""
+    path = Path(path)
+    with open_raw(path, fmt) as raw:
+        names = list(raw.ch_names) if channels is None else list(channels)
+        data = None if header_only else read_samples(raw, path, names)
+        return EEGRecording(data, float(raw.info["sfreq"]),
+                            names if not header_only else list(raw.ch_names), raw_markers(raw),
+                            path, n_samples=int(raw.n_times), format=fmt)
+
+
+def read_brainvision(path: str | Path) -> EEGRecording:
+    """Read a BrainVision recording (header checked against the data file's size)."""
+    return read_eeg_file(path, "brainvision")
 
 
 def read_mat_eeg(path: str | Path, key: str, rows: int | None, fs: float,
@@ -294,7 +309,13 @@ def _read_mat73(path: Path, key: str) -> dict[str, np.ndarray]:
 
 def find_markers(rec: EEGRecording, marker: str | None, marker_type: str | None = None
                  ) -> np.ndarray:
-    """Onsets of the markers with description `marker` and/or type `marker_type`.
+    """Onsets of a recording's markers with description `marker` and/or type `marker_type`."""
+    return match_markers(rec.markers, marker, marker_type)
+
+
+def match_markers(markers: dict[str, np.ndarray], marker: str | None,
+                  marker_type: str | None = None) -> np.ndarray:
+    """Sorted onsets of the markers with description `marker` and/or type `marker_type`.
 
     BrainVision markers reach us as "Type/Description" ("Response/R128"); `marker` may be
     either form. Whitespace inside descriptions is ignored ("S  1" == "S1")."""
@@ -302,7 +323,7 @@ def find_markers(rec: EEGRecording, marker: str | None, marker_type: str | None 
         return re.sub(r"\s+", "", text)
 
     hits = []
-    for key, onsets in rec.markers.items():
+    for key, onsets in markers.items():
         kind, _, desc = key.rpartition("/") if "/" in key else ("", "", key)
         if marker is not None and norm(key) != norm(marker) and norm(desc) != norm(marker):
             continue

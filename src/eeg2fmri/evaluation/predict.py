@@ -46,17 +46,17 @@ def evaluate_fold(model_path: Path, test_dirs: list[Path], metrics_path: Path, p
     if any(m.shape != masks[0].shape for m in masks):
         raise ValueError(f"test subjects of {record['fold']['name']} have different grids")
     mask = np.logical_or.reduce(masks)
-    norm = EEGNorm.from_state(record["norm"])
+    norm = EEGNorm.from_state(record["eeg"]["norm"])
     tasks = None
     if record.get("sequence"):  # a sequence model: whole runs, every task; synthesis is the main
         settings, _ = SequenceTasks.split(record["sequence"])
-        data = SequenceDataset(tests, record["context"], norm, settings, crops=False,
+        data = SequenceDataset(tests, record["eeg"]["context"], norm, settings, crops=False,
                                shuffle_seed=record["shuffle_seed"])
         targets = data.targets()
         # the time per volume is the synthesis pass alone; each task records its own
         pred, pred_s, tasks = evaluate_tasks(model, data, settings.evaluated, targets, mask, dev)
     else:
-        data = PairDataset(tests, record["context"], norm, record["shuffle_seed"])
+        data = PairDataset(tests, record["eeg"]["context"], norm, record["shuffle_seed"])
         t_pred = time.time()
         pred = predict(model, data, dev)
         pred_s = time.time() - t_pred
@@ -84,7 +84,7 @@ def evaluate_fold(model_path: Path, test_dirs: list[Path], metrics_path: Path, p
         "spec": record["spec"], "spec_hash": fingerprint(record["spec"]),
         "provenance": provenance(dev), "train_provenance": record["provenance"],
     })
-    if hasattr(model, "sampling_info"):  # generative models: how predictions were sampled
-        result["sampling"] = model.sampling_info()
+    if sampling := model.sampling_info():  # generative models: how predictions were sampled
+        result["sampling"] = sampling
     write_json(metrics_path, result)
     return result

@@ -21,8 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eeg2fmri.models.base import Model
 
-class CNNTC(nn.Module):
+
+class CNNTC(Model):
     def __init__(self, n_channels: int, n_freqs: int, out_shape: tuple[int, int, int],
                  context: int = 20, n_bands: int = 8, temporal: int = 32, kernel: int = 7,
                  base: int = 32):

@@ -6,19 +6,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-from torch import nn
+
+from eeg2fmri.models.base import Model
 
 
-class MeanVolume(nn.Module):
+class MeanVolume(Model):
     """Predicts the mean training volume for every input: anatomy only, no EEG."""
 
-    closed_form = True
+    kind = "closed_form"
 
-    def __init__(self, out_shape: tuple[int, int, int], **_: object):
+    def __init__(self, n_channels: int, n_freqs: int, out_shape: tuple[int, int, int],
+                 context: int):
         super().__init__()
         self.register_buffer("mean", torch.zeros(out_shape))
 
-    def fit(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    def fit_closed_form(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
         total, n = torch.zeros_like(self.mean, dtype=torch.float64), 0
         for _, v in batches:  # volumes [B, D, H, W]
             total += v.double().sum(0)

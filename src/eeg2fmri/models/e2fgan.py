@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eeg2fmri.models.base import Model
 from eeg2fmri.models.e2fnet import E2fNet
-from eeg2fmri.training.losses import ssim_mse_loss
+from eeg2fmri.models.losses import ssim_mse_loss
 
 
 class PatchDiscriminator(nn.Module):
@@ -37,7 +38,7 @@ class PatchDiscriminator(nn.Module):
         return self.net(vol)
 
 
-class E2fGAN(nn.Module):
+class E2fGAN(Model):
     def __init__(self, n_channels: int, n_freqs: int, out_shape: tuple[int, int, int],
                  context: int = 20, width: int = 256, disc_width: int = 64,
                  adv_weight: float = 1.0):

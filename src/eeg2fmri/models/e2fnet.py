@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eeg2fmri.models.base import Model
 from eeg2fmri.models.layers import ResBlock, SelfAttention2d, groups_for
 
 
@@ -51,7 +52,7 @@ class UNet2d(nn.Module):
         return self.out(h)
 
 
-class E2fNet(nn.Module):
+class E2fNet(Model):
     def __init__(self, n_channels: int, n_freqs: int, out_shape: tuple[int, int, int],
                  context: int = 20, width: int = 256):
         super().__init__()

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 from torch import nn
 
+from eeg2fmri.models.base import Model
 from eeg2fmri.models.layers import groups_for
 
 
@@ -228,7 +229,7 @@ class Denoiser(nn.Module):
 PREDICTIONS = ("epsilon", "v_prediction", "sample")  # what the network predicts (noise, v, x0)
 
 
-class EFDiffusion(nn.Module):
+class EFDiffusion(Model):
     def __init__(self, n_channels: int, n_freqs: int, out_shape: tuple[int, int, int],
                  context: int = 20, eeg_dim: int = 64, channels: tuple[int, ...] = (8, 16, 32),
                  attn_levels: int = 2, eeg_conv_channels: int = 8, attn_heads: int = 4,
@@ -280,7 +281,8 @@ class EFDiffusion(nn.Module):
             self.ddpm.get_velocity(x0, noise, t)
         return F.mse_loss(net(x_t, t, eeg), target)
 
-    def training_loss(self, eeg: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def training_loss(self, eeg: torch.Tensor, y: torch.Tensor, ssim_weight: float = 0.5
+                      ) -> torch.Tensor:
         """Epsilon- (v-, x0-) prediction MSE at a random time step (noise from the global CPU RNG,
         which the loop checkpoints, so a resumed run draws the same)."""
         return self._loss(self.net, eeg, y, None)
@@ -333,6 +335,10 @@ class EFDiffusion(nn.Module):
 
     def forward(self, eeg: torch.Tensor) -> torch.Tensor:
         return self.sample(eeg)
+
+    def reseed(self, seed: int) -> None:
+        self.seed = seed
+        self._gen = torch.Generator().manual_seed(seed)
 
     def sampling_info(self) -> dict[str, Any]:
         return {"sampler": "DDIM", "steps": self.sample_steps, "eta": self.eta,

@@ -45,9 +45,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eeg2fmri.models.base import Model, SequenceBatch
 from eeg2fmri.models.completion import complete, lift_weights
-from eeg2fmri.training.losses import ssim_mse_loss
-from eeg2fmri.training.sequences import SequenceBatch
+from eeg2fmri.models.losses import ssim_mse_loss
 
 LIFTS = ("prior", "interp", "adjoint")
 
@@ -68,7 +68,9 @@ class CausalBlock(nn.Module):
         return h + out, out
 
 
-class NeuralFrames(nn.Module):
+class NeuralFrames(Model):
+    kind = "sequence"
+
     def __init__(self, n_channels: int, n_freqs: int, out_shape: tuple[int, int, int],
                  context: int = 20, n_bands: int = 8, dim: int = 64, levels: int = 4,
                  kernel: int = 3, rank: int = 64, hidden: int = 64, dropout: float = 0.1,

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eeg2fmri.models.base import Model
+
 
 def mel_filterbank(n_bins: int, n_mels: int, fs: float) -> torch.Tensor:
     """Triangular HTK-mel filters [n_mels, n_bins] over the rFFT bins 0..fs/2."""
@@ -67,7 +69,9 @@ def _encoder(dim: int, depth: int, heads: int, dropout: float) -> nn.Transformer
     return nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
 
 
-class NTViT(nn.Module):
+class NTViT(Model):
+    input = "raw"  # its own log-mel front end on the windows' samples
+
     def __init__(self, n_channels: int, n_freqs: int, out_shape: tuple[int, int, int],
                  context: int = 20, fs: float = 250.0, dim: int = 256, depth: int = 8,
                  dec_depth: int = 8, heads: int = 8, n_mels: int = 64,
@@ -131,7 +135,9 @@ class NTViT(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode_eeg(x))
 
-    def training_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, ssim_weight: float = 0.5
+                      ) -> torch.Tensor:
+        """The paper's MSE (plus the domain-matching terms); `ssim_weight` does not apply."""
         eeg = self.encode_eeg(x)
         loss = F.mse_loss(self.decode(eeg), y)
         if self.domain_matching:

@@ -13,11 +13,12 @@ from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from eeg2fmri.models.base import Model
 
 
-class BandRidge(nn.Module):
-    closed_form = True
+class BandRidge(Model):
+    kind = "closed_form"
 
     def __init__(self, n_channels: int, n_freqs: int, out_shape: tuple[int, int, int],
                  context: int, n_bands: int = 8, n_components: int = 32, alpha: float = 1000.0):
@@ -34,7 +35,7 @@ class BandRidge(nn.Module):
         return F.adaptive_avg_pool1d(x.reshape(-1, 1, x.shape[-1]), self.n_bands).reshape(b, -1)
 
     @torch.no_grad()
-    def fit(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    def fit_closed_form(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
         xs, ys = zip(*[(self.features(x).double(), y.flatten(1).double()) for x, y in batches],
                      strict=True)
         x, y = torch.cat(xs), torch.cat(ys)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eeg2fmri.models.base import Model
 from eeg2fmri.models.vmunet import VMUNet
 
 
@@ -68,7 +69,7 @@ class EncoderBlock(nn.Module):
         return self.down(self.norm2(x + out))
 
 
-class Spec2Vol(nn.Module):
+class Spec2Vol(Model):
     def __init__(self, n_channels: int, n_freqs: int, out_shape: tuple[int, int, int],
                  context: int = 20, embed: int = 256, heads: int = 8, n_blocks: int = 2,
                  axis: str = "frequency", dims: tuple[int, ...] = (96, 192, 384, 768),

@@ -75,7 +75,8 @@ class EEGNorm:
 
     @classmethod
     def from_state(cls, state: dict[str, object]) -> EEGNorm:
-        return cls(str(state["mode"]), np.asarray(state["a"]), np.asarray(state["b"]))
+        return cls(str(state["mode"]), np.asarray(state["a"], dtype=np.float32),
+                   np.asarray(state["b"], dtype=np.float32))
 
 
 def _releasing(subjects: list[SubjectFeatures]) -> Iterator[SubjectFeatures]:

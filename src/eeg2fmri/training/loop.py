@@ -1,10 +1,9 @@
 """The generic training loop: AdamW, warm-up + cosine with hard restarts, grad clipping, AMP on
 CUDA, per-epoch CSV log, best checkpoint on the validation subject, early stopping, and resume
-from the last epoch's checkpoint after a kill. Every model trains through here. A model may
-provide `training_loss(x, y)` to replace the default SSIM+MSE objective, `after_step()` (e.g. an
-EMA update), or, with several optimisers (a GAN), `optimizer_groups()` -> {name: parameters} and
-`training_step(x, y, step, ssim_weight)`, which calls `step(name, loss)` for each of its updates;
-every group gets its own AdamW, schedule and gradient clipping, all checkpointed. The data are
+from the last epoch's checkpoint after a kill. Every model trains through here, by the hooks of
+`models.base.Model` (training_step, after_step, validation_loss, optimizer_groups, and
+fit_closed_form for closed-form models): every optimiser group gets its own AdamW, schedule and
+gradient clipping, all checkpointed. The data are
 single-volume pairs (`PairDataset`) or frame sequences (`SequenceDataset`): anything with
 `batches()` whose inputs have `.to(device)` and `len()`."""
 
@@ -14,6 +13,7 @@ import csv
 import io
 import math
 import os
+import pickle
 import random
 import sys
 import time
@@ -27,9 +27,10 @@ from torch import nn
 from tqdm import tqdm
 
 from eeg2fmri.config import TrainConfig
+from eeg2fmri.errors import InputError
 from eeg2fmri.io import atomic_path
+from eeg2fmri.models.base import Model
 from eeg2fmri.training.data import Frames
-from eeg2fmri.training.losses import ssim_mse_loss
 
 
 def seed_everything(seed: int) -> None:
@@ -60,21 +61,19 @@ def _save(obj: Any, path: Path) -> None:
 
 
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, data: Frames, batch_size: int, device: torch.device,
+def evaluate_loss(model: Model, data: Frames, batch_size: int, device: torch.device,
                   ssim_weight: float = 0.5) -> float:
     model.eval()
-    model_loss = getattr(model, "validation_loss", None)  # e.g. a diffusion model's own loss
     total, n = 0.0, 0
     for x, y in data.batches(batch_size):
         x, y = x.to(device), y.to(device)
-        loss = (model_loss(x, y, ssim_weight=ssim_weight) if model_loss
-                else ssim_mse_loss(model(x), y, ssim_weight))
+        loss = model.validation_loss(x, y, ssim_weight=ssim_weight)
         total += float(loss) * len(x)
         n += len(x)
     return total / max(n, 1)
 
 
-def fit(model: nn.Module, train: Frames, val: Frames, cfg: TrainConfig, *,
+def fit(model: Model, train: Frames, val: Frames, cfg: TrainConfig, *,
         checkpoint_dir: Path, log_path: Path, device: torch.device, fingerprint: str = "",
         stop_after_epoch: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Train `model`; returns the best state (by validation loss) and a summary.
@@ -84,8 +83,8 @@ def fit(model: nn.Module, train: Frames, val: Frames, cfg: TrainConfig, *,
     `stop_after_epoch` ends the call early (as a kill would) for tests.
     """
     model.to(device)
-    if getattr(model, "closed_form", False):
-        model.fit(train.batches(cfg.batch_size))
+    if model.kind == "closed_form":
+        model.fit_closed_form(train.batches(cfg.batch_size))
         val_loss = evaluate_loss(model, val, cfg.batch_size, device, cfg.ssim_weight)
         _write_log(log_path, [{"epoch": 0, "train_loss": math.nan, "val_loss": val_loss,
                                "lr": 0.0, "seconds": 0.0, "best": 1}])
@@ -93,8 +92,7 @@ def fit(model: nn.Module, train: Frames, val: Frames, cfg: TrainConfig, *,
                 "best_val_loss": val_loss}
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
-    groups = (model.optimizer_groups() if hasattr(model, "optimizer_groups")
-              else {"model": list(model.parameters())})
+    groups = model.optimizer_groups()
     opts = {n: torch.optim.AdamW(p, lr=cfg.lr, weight_decay=cfg.weight_decay)
             for n, p in groups.items()}
     cycles = max(1.0, cfg.epochs / cfg.restart_epochs)
@@ -105,13 +103,6 @@ def fit(model: nn.Module, train: Frames, val: Frames, cfg: TrainConfig, *,
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scalers = {n: torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
                for n in opts}
-    # Models may bring their own training loss and a per-step hook (a diffusion model's
-    # epsilon loss and EMA update), or their own step over several optimisers (a GAN);
-    # otherwise the papers' SSIM + MSE loss on model(x).
-    loss_fn = getattr(model, "training_loss", None)
-    after_step = getattr(model, "after_step", None)
-    training_step = getattr(model, "training_step", None)
-
     def step(name: str, loss: torch.Tensor) -> None:
         opt, scaler = opts[name], scalers[name]
         opt.zero_grad(set_to_none=True)
@@ -124,7 +115,7 @@ def fit(model: nn.Module, train: Frames, val: Frames, cfg: TrainConfig, *,
     ckpt = checkpoint_dir / "last.pt"
     start, best_val, best_epoch, best_state, rows = 1, math.inf, 0, None, []
     if ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        state = load_checkpoint(ckpt, device)
         if state.get("fingerprint") == fingerprint:
             model.load_state_dict(state["model"])
             for n in opts:
@@ -150,17 +141,10 @@ def fit(model: nn.Module, train: Frames, val: Frames, cfg: TrainConfig, *,
         for x, y in bar:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                if training_step:
-                    loss = training_step(x, y, step, ssim_weight=cfg.ssim_weight)
-                else:
-                    loss = (loss_fn(x, y) if loss_fn
-                            else ssim_mse_loss(model(x), y, cfg.ssim_weight))
-            if not training_step:
-                step("model", loss)
+                loss = model.training_step(x, y, step, ssim_weight=cfg.ssim_weight)
             for sched in scheds.values():
                 sched.step()
-            if after_step:
-                after_step()
+            model.after_step()
             running += float(loss.detach()) * len(x)
             seen += len(x)
             bar.set_postfix(loss=f"{running / seen:.4f}")
@@ -196,6 +180,20 @@ def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
     writer.writerows(rows)
     with atomic_path(path) as tmp:
         tmp.write_text(buf.getvalue())
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    """A resume checkpoint, loaded without running code from the file (a crafted or foreign
+    file is refused with one line; a truncated one is ignored and training starts over)."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise InputError(path, f"refused: loading this checkpoint would run code from the file "
+                               f"({str(e).strip().splitlines()[0][:160] if str(e) else ''}); "
+                               "delete it to start training over") from None
+    except (EOFError, RuntimeError) as e:
+        print(f"{path}: unreadable checkpoint ignored ({type(e).__name__})", flush=True)
+        return {}
 
 
 def clear_checkpoint(checkpoint_dir: Path) -> None:

@@ -9,10 +9,11 @@ from typing import Any
 import torch
 
 from eeg2fmri import config as config_mod
-from eeg2fmri.io import atomic_path
 from eeg2fmri.models import build_model, count_parameters
+from eeg2fmri.models.base import Model
 from eeg2fmri.preprocess.store import SubjectFeatures
 from eeg2fmri.provenance import provenance
+from eeg2fmri.record import load_record, save_record
 from eeg2fmri.training.data import EEGNorm, PairDataset
 from eeg2fmri.training.folds import Fold
 from eeg2fmri.training.loop import clear_checkpoint, fit, pick_device, seed_everything
@@ -38,7 +39,7 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
     shuffle_seed = cfg.seed if spec["shuffle_eeg"] else None
     params = dict(spec["params"])
     sequence = None
-    if spec["arch"] in config_mod.SEQUENCE_ARCHS:  # crops to train on, whole runs to select on
+    if config_mod.arch_kind(spec["arch"]) == "sequence":  # train on crops, select on runs
         sequence, params = SequenceTasks.split(params)
         train = SequenceDataset(train_subj, feats["context"], norm, sequence, crops=True,
                                 shuffle_seed=shuffle_seed)
@@ -54,7 +55,7 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
     seed_everything(cfg.seed)
     model = build_model(spec["arch"], n_channels=n_channels, n_freqs=n_freqs,
                         out_shape=out_shape, context=feats["context"], **params)
-    if hasattr(model, "prepare"):  # initialised from the training subjects' volumes
+    if type(model).prepare is not Model.prepare:  # initialised from training volumes
         model.prepare(torch.from_numpy(train.sample_volumes(1024)))
         train.release()
     dev = pick_device(device)
@@ -71,12 +72,19 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
         summary["trust"] = model.calibrate((x.to(dev), y.to(dev)) for task in sequence.with_known
                                            for x, y in val.batches(1, task=task))
         state = model.state_dict()
+    meta = train_subj[0].meta
     record = {
         "spec": spec, "arch": spec["arch"], "params": params,
         "state": {k: v.cpu() for k, v in state.items()},
-        "norm": norm.state(), "context": feats["context"], "shuffle_seed": shuffle_seed,
+        "eeg": {"channels": list(meta["channels"]), "fs": float(meta["fs"]),
+                "tr": float(meta["tr"]), "window_samples": int(meta["window_samples"]),
+                "bins": list(meta["bins"]), "input": "raw" if norm.source == "raw" else "spectra",
+                "context": feats["context"], "norm": norm.state(),
+                "marker": meta.get("marker"), "decimate": int(meta.get("decimate", 1))},
+        "volume": {"shape": list(out_shape), "affine": meta["affine"],
+                   "coverage": meta.get("coverage", "")},
+        "dataset": meta.get("dataset", ""), "shuffle_seed": shuffle_seed,
         "sequence": sequence.state() if sequence else None,
-        "n_channels": n_channels, "n_freqs": n_freqs, "out_shape": out_shape,
         "fold": {"name": fold.name, "tests": fold.tests, "val": fold.val, "train": fold.train},
         "summary": {"best_epoch": summary["best_epoch"], "epochs_run": summary["epochs_run"],
                     "best_val_loss": summary["best_val_loss"], "trust": summary.get("trust"),
@@ -84,16 +92,19 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
                     "wall_s": time.time() - t0, "device": str(dev)},
         "provenance": provenance(dev),
     }
-    with atomic_path(out_dir / "model.pt") as tmp:
-        torch.save(record, tmp)
+    save_record(out_dir / "model.pt", record)
     clear_checkpoint(out_dir / "checkpoint")
     return record
 
 
 def load_model(path: Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
-    record = torch.load(path, map_location="cpu", weights_only=False)
-    model = build_model(record["arch"], n_channels=record["n_channels"],
-                        n_freqs=record["n_freqs"], out_shape=record["out_shape"],
-                        context=record["context"], **record["params"])
+    """The model of a record (see `eeg2fmri.record`), on `device`, in eval mode."""
+    record = load_record(path)
+    eeg = record["eeg"]
+    n_freqs = (eeg["window_samples"] if eeg["input"] == "raw"
+               else eeg["bins"][1] - eeg["bins"][0])
+    model = build_model(record["arch"], n_channels=len(eeg["channels"]), n_freqs=n_freqs,
+                        out_shape=tuple(record["volume"]["shape"]), context=eeg["context"],
+                        **record["params"])
     model.load_state_dict(record["state"])
     return model.to(device).eval(), record

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from eeg2fmri.models.base import SequenceBatch
 from eeg2fmri.preprocess.store import SubjectFeatures
 from eeg2fmri.training.data import EEGNorm, Frames
 
@@ -82,23 +83,6 @@ def known_frames(task: str, n: int, rng: np.random.Generator, settings: Sequence
     elif task != "synthesis":
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     return known
-
-
-@dataclass
-class SequenceBatch:
-    """A sequence model's input: EEG windows [B, L + context - 1, C, F], the frames [B, L, D, H, W]
-    with every unknown frame zeroed (the model cannot see them), and the mask `known` [B, L]."""
-
-    eeg: torch.Tensor
-    frames: torch.Tensor
-    known: torch.Tensor
-
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> SequenceBatch:
-        return SequenceBatch(*(t.to(device, non_blocking=non_blocking)
-                               for t in (self.eeg, self.frames, self.known)))
-
-    def __len__(self) -> int:
-        return len(self.eeg)
 
 
 class SequenceDataset(Frames):

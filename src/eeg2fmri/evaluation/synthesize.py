@@ -1,0 +1,217 @@
+"""Synthesize fMRI volumes from an EEG-only recording with a trained model (`model.pt`).
+
+The recording's channels are matched to the model's montage by name (case-insensitive,
+reordered; extra channels dropped; a missing one is an error naming every missing channel), a
+different sampling rate is resampled to the model's with MNE, and windows of fs*TR samples are
+cut at the recording's volume markers when it has them, else every TR from `start`. Volume t is
+predicted from the `context` windows before it, exactly as in training and evaluation; the
+first `context` windows have no full context and give no volume. Windows are read, transformed
+and predicted in chunks, so long recordings run in bounded memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from eeg2fmri import __version__
+from eeg2fmri.data.datasets import EEG_EXTENSIONS
+from eeg2fmri.data.readers import match_markers, open_raw, raw_markers, read_samples
+from eeg2fmri.errors import InputError
+from eeg2fmri.io import atomic_path, write_json
+from eeg2fmri.preprocess.eeg import window_samples, window_spectra
+from eeg2fmri.preprocess.fmri import from_volumes
+from eeg2fmri.training.data import EEGNorm
+from eeg2fmri.training.loop import pick_device
+from eeg2fmri.training.run import load_model
+from eeg2fmri.training.sequences import SequenceBatch
+
+SPACING_TOLERANCE = 0.01  # fraction of fs*TR a marker interval may deviate
+
+
+@dataclass
+class Windows:
+    """The recording's normalised EEG windows [N, C, F] and where they start."""
+
+    features: np.ndarray
+    onsets_s: np.ndarray  # seconds from the recording's start
+    source: str  # "markers 'R128'" or "every TR from 0 s"
+    channels_dropped: list[str]
+    resampled_from: float | None
+
+
+def match_channels(model_channels: list[str], have: list[str], path: Path
+                   ) -> tuple[list[str], list[str]]:
+    """The recording's names for the model's channels (in the model's order), and the extra
+    channels; every missing channel is named in one error."""
+    lower = {c.lower(): c for c in have}
+    missing = [c for c in model_channels if c.lower() not in lower]
+    if missing:
+        raise InputError(path, f"lacks {len(missing)} of the model's {len(model_channels)} "
+                               f"channels: {', '.join(missing)}")
+    wanted = {c.lower() for c in model_channels}
+    return [lower[c.lower()] for c in model_channels], [c for c in have if c.lower() not in wanted]
+
+
+def _onsets(markers: dict[str, np.ndarray], marker: str | None, fs: float, tr: float,
+            n_samples: int, n_win: int, start: float, path: Path) -> tuple[np.ndarray, str]:
+    """Window onsets (samples at the recording's rate) with a complete window."""
+    found = np.zeros(0, np.int64)
+    if marker:
+        found = match_markers(markers, marker)
+    if len(found) >= 2:
+        spv = fs * tr
+        gaps = np.diff(found)
+        off = np.flatnonzero(np.abs(gaps - spv) > SPACING_TOLERANCE * spv)
+        if len(off):
+            raise InputError(path, f"volume markers {marker!r} are not fs*TR = {spv:g} samples "
+                                   f"apart ({len(off)} interval(s) differ, the first after "
+                                   f"marker {off[0] + 1}); pass --marker none and --start to "
+                                   "window every TR instead")
+        onsets, source = found, f"markers {marker!r}"
+    else:
+        if start < 0:
+            raise InputError(None, f"--start must be >= 0 s, not {start:g}")
+        onsets = np.round((start + np.arange(int(n_samples / (fs * tr)) + 1) * tr) * fs)
+        onsets, source = onsets.astype(np.int64), f"every TR from {start:g} s"
+    return onsets[(onsets >= 0) & (onsets + n_win <= n_samples)], source
+
+
+def read_windows(path: Path, record: dict[str, Any], *, start: float = 0.0,
+                 marker: str | None = None, fmt: str | None = None, chunk: int = 256,
+                 progress: bool = True) -> Windows:
+    """The recording's windows as the model reads them (spectra or raw), normalised."""
+    eeg = record["eeg"]
+    fmt = fmt or next((f for ext, f in EEG_EXTENSIONS.items()
+                       if path.name.lower().endswith(ext)), None)
+    if fmt is None or fmt == "mat":
+        raise InputError(path, "unknown EEG file type; pass --format (brainvision, edf, bdf, "
+                               "eeglab, fif)")
+    model_fs, tr, n_win = float(eeg["fs"]), float(eeg["tr"]), int(eeg["window_samples"])
+    lo, hi = eeg["bins"]
+    norm = EEGNorm.from_state(eeg["norm"])
+    marker = eeg.get("marker") if marker is None else (None if marker == "none" else marker)
+    with open_raw(path, fmt) as raw:
+        fs = float(raw.info["sfreq"])
+        picks, extra = match_channels(list(eeg["channels"]), list(raw.ch_names), path)
+        markers = raw_markers(raw)
+        if fs != model_fs:  # resample the whole recording (MNE), then window it
+            import mne
+
+            data = mne.filter.resample(read_samples(raw, path, picks), up=model_fs, down=fs,
+                                       axis=-1, verbose="error")
+            scale = model_fs / fs
+            markers = {k: np.round(v * scale).astype(np.int64) for k, v in markers.items()}
+            n_samples = data.shape[1]
+        else:
+            data, n_samples = None, int(raw.n_times)
+        onsets, source = _onsets(markers, marker, model_fs, tr, n_samples, n_win, start, path)
+        if len(onsets) == 0:
+            raise InputError(path, f"no complete {n_win}-sample window ({source})")
+        parts = []
+        bar = tqdm(range(0, len(onsets), chunk), desc=f"windows of {path.name}", unit="chunk",
+                   disable=not (progress and sys.stderr.isatty()), leave=False)
+        for i in bar:
+            part = onsets[i:i + chunk]
+            a, b = int(part[0]), int(part[-1]) + n_win
+            block = data[:, a:b] if data is not None else read_samples(raw, path, picks, a, b)
+            block = block * 1e6  # microvolts, as in the features store
+            rel = part - a
+            x = (window_samples(block, rel, n_win) if eeg["input"] == "raw"
+                 else window_spectra(block, rel, n_win, (lo, hi)))
+            parts.append(norm(x).astype(np.float32))
+    return Windows(np.concatenate(parts), onsets / model_fs, source, extra,
+                   None if fs == model_fs else fs)
+
+
+@torch.no_grad()
+def predict_windows(model: torch.nn.Module, record: dict[str, Any], windows: np.ndarray,
+                    device: torch.device, batch_size: int = 16, progress: bool = True
+                    ) -> np.ndarray:
+    """Volumes [N - context, D, H, W] for windows [N, C, F]: volume t from windows t-context..t-1
+    (pair models in batches, as evaluation does; sequence models as one whole run)."""
+    context = int(record["eeg"]["context"])
+    n = len(windows) - context
+    shape = tuple(record["volume"]["shape"])
+    if n < 1:
+        raise InputError(None, f"{len(windows)} windows give no volume with a full context of "
+                               f"{context} windows")
+    if record.get("sequence"):
+        x = SequenceBatch(torch.from_numpy(windows[None, :-1]),
+                          torch.zeros((1, n, *shape)), torch.zeros((1, n), dtype=torch.bool))
+        return model(x.to(device)).float().cpu().numpy()[0]
+    out = np.empty((n, *shape), dtype=np.float32)
+    steps = range(0, n, batch_size)
+    for s in tqdm(steps, desc="volumes", unit="batch", leave=False,
+                  disable=not (progress and sys.stderr.isatty())):
+        t = np.arange(context + s, context + min(n, s + batch_size))
+        x = np.stack([windows[u - context:u] for u in t])
+        out[s:s + len(t)] = model(torch.from_numpy(x).to(device)).float().cpu().numpy()
+    return out
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def synthesize(model_path: Path, eeg_path: Path, out_path: Path, *, start: float = 0.0,
+               marker: str | None = None, fmt: str | None = None, seed: int | None = None,
+               device: str = "auto", progress: bool = True) -> dict[str, Any]:
+    """Write `out_path` (4-D NIfTI on the training grid) and its JSON sidecar; returns it."""
+    t0 = time.time()
+    dev = pick_device(device)
+    model, record = load_model(Path(model_path), dev)
+    if seed is not None:
+        model.reseed(seed)
+    eeg_path = Path(eeg_path)
+    win = read_windows(eeg_path, record, start=start, marker=marker, fmt=fmt, progress=progress)
+    if win.channels_dropped:
+        print(f"{eeg_path}: channels not used by the model dropped: "
+              f"{', '.join(win.channels_dropped)}", file=sys.stderr)
+    if win.resampled_from:
+        print(f"{eeg_path}: resampled from {win.resampled_from:g} Hz to "
+              f"{record['eeg']['fs']:g} Hz", file=sys.stderr)
+    t_pred = time.time()
+    volumes = predict_windows(model, record, win.features, dev, progress=progress)
+    pred_s = time.time() - t_pred
+    context = int(record["eeg"]["context"])
+    print(f"{eeg_path}: {len(win.features)} windows ({win.source}); {len(volumes)} volumes "
+          f"written, the first {context} windows left out (no full context)", file=sys.stderr)
+    tr = float(record["eeg"]["tr"])
+    img = nib.Nifti1Image(from_volumes(volumes), np.asarray(record["volume"]["affine"]))
+    img.header.set_xyzt_units("mm", "sec")
+    img.header.set_zooms(img.header.get_zooms()[:3] + (tr,))
+    out_path = Path(out_path)
+    with atomic_path(out_path) as tmp:
+        nib.save(img, tmp.with_suffix(".nii.gz"))
+        tmp.with_suffix(".nii.gz").replace(tmp)
+    sidecar = {
+        "RepetitionTime": tr, "model": str(model_path), "model_name": record["spec"]["name"],
+        "arch": record["arch"], "params": record["params"], "dataset": record.get("dataset"),
+        "fold": record["fold"]["name"], "training_subjects": list(record["fold"]["train"]),
+        "validation_subject": record["fold"]["val"], "features": record["spec"]["features"],
+        "recording": str(eeg_path), "recording_sha256": sha256(eeg_path),
+        "channels": list(record["eeg"]["channels"]), "channels_dropped": win.channels_dropped,
+        "resampled_from_hz": win.resampled_from, "fs": record["eeg"]["fs"],
+        "windows": win.source, "n_windows": len(win.features), "n_volumes": len(volumes),
+        "volumes_left_out": context,
+        "volume_onsets_s": [round(float(t), 6) for t in win.onsets_s[context:]],
+        "seed": seed, "shuffled_eeg_model": record.get("shuffle_seed") is not None,
+        "predict_s_per_volume": pred_s / len(volumes), "wall_s": time.time() - t0,
+        "package_version": __version__,
+    }
+    write_json(out_path.with_name(out_path.name.split(".nii")[0] + ".json"), sidecar)
+    return sidecar

@@ -1,0 +1,145 @@
+"""`eeg2fmri synthesize`: a trained model applied to an EEG recording alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mne
+import nibabel as nib
+import numpy as np
+import pybv
+import pytest
+
+from eeg2fmri.cli import main
+from eeg2fmri.evaluation.predict import evaluate_fold
+from eeg2fmri.evaluation.synthesize import synthesize
+from eeg2fmri.models import ARCHITECTURES
+from eeg2fmri.training.folds import loso_fold
+from eeg2fmri.training.run import train_fold
+
+from .conftest import TINY, arch_spec
+
+SUBJECTS = ["sub-01", "sub-02", "sub-03", "sub-04"]
+
+
+def _eeg(raw_root: Path, sub: str = "sub-01") -> Path:
+    return raw_root / sub / "eeg" / f"{sub}_task-rest_eeg.vhdr"
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_features, tmp_path_factory) -> Path:
+    """A tiny E2fNet for fold sub-01, evaluated (its predictions are the reference)."""
+    out = tmp_path_factory.mktemp("e2fnet")
+    train_fold(arch_spec("e2fnet", epochs=1), loso_fold(SUBJECTS, "sub-01"), tiny_features, out,
+               progress=False)
+    evaluate_fold(out / "model.pt", [tiny_features / "sub-01"], out / "metrics.json",
+                  out / "predictions.nii.gz", device="cpu")
+    return out
+
+
+def _volumes(path: Path) -> np.ndarray:
+    return np.asarray(nib.load(path).dataobj, dtype=np.float32)
+
+
+def _rewrite(src: Path, dst: Path, *, order: list[int] | None = None, extra: bool = False,
+             fs_factor: int = 1) -> Path:
+    """The recording written again: channels reordered, one extra channel, or resampled."""
+    raw = mne.io.read_raw_brainvision(src, preload=True, verbose="error")
+    data, names = raw.get_data(), list(raw.ch_names)
+    if order is not None:
+        data, names = data[order], [names[i] for i in order]
+    if extra:
+        data, names = np.vstack([data, np.zeros((1, data.shape[1]))]), [*names, "EXTRA"]
+    fs = raw.info["sfreq"]
+    if fs_factor != 1:
+        data, fs = mne.filter.resample(data, up=fs_factor, axis=-1, verbose="error"), fs * fs_factor
+    onsets = raw.time_as_index(raw.annotations.onset, use_rounding=True) * fs_factor
+    events = [{"onset": int(o), "description": 128, "type": "Response"}
+              for o, d in zip(onsets, raw.annotations.description, strict=True) if "R128" in d]
+    pybv.write_brainvision(data=data, sfreq=fs, ch_names=names, folder_out=dst.parent,
+                           fname_base=dst.stem, events=events, unit="µV", resolution=0.01,
+                           overwrite=True)
+    return dst
+
+
+def test_synthesis_from_the_eeg_alone_equals_evaluation(trained, tiny_raw, tmp_path):
+    out = tmp_path / "synth.nii.gz"
+    side = synthesize(trained / "model.pt", _eeg(tiny_raw), out, device="cpu", progress=False)
+    reference = _volumes(trained / "predictions.nii.gz")
+    img = nib.load(out)
+    np.testing.assert_allclose(_volumes(out), reference, atol=1e-6)
+    assert img.shape == (TINY.grid[0], TINY.grid[1], TINY.grid[2], TINY.n_volumes - 5)
+    np.testing.assert_allclose(img.affine, nib.load(trained / "predictions.nii.gz").affine)
+    assert img.header.get_zooms()[3] == pytest.approx(TINY.tr)
+    assert img.header.get_xyzt_units() == ("mm", "sec")
+    sidecar = json.loads((tmp_path / "synth.json").read_text())
+    assert sidecar == json.loads(json.dumps(side))
+    assert sidecar["fold"] == "fold-sub-01" and sidecar["arch"] == "e2fnet"
+    assert sidecar["training_subjects"] and "sub-01" not in sidecar["training_subjects"]
+    assert sidecar["RepetitionTime"] == TINY.tr and sidecar["n_volumes"] == TINY.n_volumes - 5
+    assert sidecar["volumes_left_out"] == 5 and sidecar["windows"] == "markers 'Response/R128'"
+    assert len(sidecar["recording_sha256"]) == 64 and sidecar["channels_dropped"] == []
+    assert len(sidecar["volume_onsets_s"]) == sidecar["n_volumes"]
+
+
+def test_shuffled_channels_and_an_extra_one_give_the_same_volumes(trained, tiny_raw, tmp_path,
+                                                                   capsys):
+    order = list(np.random.default_rng(0).permutation(TINY.n_channels))
+    eeg = _rewrite(_eeg(tiny_raw), tmp_path / "shuffled.vhdr", order=order, extra=True)
+    out = tmp_path / "synth.nii.gz"
+    side = synthesize(trained / "model.pt", eeg, out, device="cpu", progress=False)
+    assert side["channels_dropped"] == ["EXTRA"]
+    assert "channels not used by the model dropped: EXTRA" in capsys.readouterr().err
+    np.testing.assert_allclose(_volumes(out), _volumes(trained / "predictions.nii.gz"),
+                               atol=1e-5)
+
+
+def test_twice_the_sampling_rate_is_resampled_to_the_models(trained, tiny_raw, tmp_path):
+    """Stated tolerance: the volumes (scaled 0..1) within 1e-3 everywhere (measured: < 1e-5; MNE's
+    FFT resampling up by 2 and back is nearly exact)."""
+    eeg = _rewrite(_eeg(tiny_raw), tmp_path / "fast.vhdr", fs_factor=2)
+    out = tmp_path / "synth.nii.gz"
+    side = synthesize(trained / "model.pt", eeg, out, device="cpu", progress=False)
+    assert side["resampled_from_hz"] == 2 * TINY.fs
+    diff = np.abs(_volumes(out) - _volumes(trained / "predictions.nii.gz"))
+    assert diff.max() < 1e-3, diff.max()
+
+
+def test_a_missing_channel_is_one_line_naming_it(trained, tiny_raw, tmp_path, capsys):
+    keep = list(range(1, TINY.n_channels))  # without the first channel
+    eeg = _rewrite(_eeg(tiny_raw), tmp_path / "less.vhdr", order=keep)
+    code = main(["synthesize", "--model", str(trained / "model.pt"), "--eeg", str(eeg),
+                 "--out", str(tmp_path / "x.nii.gz"), "--device", "cpu", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "lacks 1 of the model's 8 channels: Fp1" in err
+    assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_without_markers_every_tr_from_start(trained, tiny_raw, tmp_path):
+    """--marker none windows every TR from --start: started at the first marker, the same
+    volumes as with the markers."""
+    ref = synthesize(trained / "model.pt", _eeg(tiny_raw), tmp_path / "a.nii.gz", device="cpu",
+                     progress=False)
+    first = ref["volume_onsets_s"][0] - 5 * TINY.tr
+    side = synthesize(trained / "model.pt", _eeg(tiny_raw), tmp_path / "b.nii.gz", marker="none",
+                      start=first, device="cpu", progress=False)
+    assert side["windows"] == f"every TR from {first:g} s"
+    n = ref["n_volumes"]
+    np.testing.assert_allclose(_volumes(tmp_path / "b.nii.gz")[..., :n],
+                               _volumes(tmp_path / "a.nii.gz"), atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_every_architecture_synthesizes_what_it_evaluates(arch, tiny_features, tiny_raw,
+                                                          tmp_path):
+    fold = "sub-02" if arch == "neural_frames" else "sub-01"
+    train_fold(arch_spec(arch, epochs=1), loso_fold(SUBJECTS, fold), tiny_features, tmp_path,
+               progress=False)
+    evaluate_fold(tmp_path / "model.pt", [tiny_features / fold], tmp_path / "m.json",
+                  tmp_path / "pred.nii.gz", device="cpu")
+    synthesize(tmp_path / "model.pt", _eeg(tiny_raw, fold), tmp_path / "s.nii.gz", device="cpu",
+               progress=False)
+    np.testing.assert_allclose(_volumes(tmp_path / "s.nii.gz"),
+                               _volumes(tmp_path / "pred.nii.gz"), atol=1e-5)
