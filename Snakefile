@@ -26,9 +26,11 @@ include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/synthesize.smk"
 
 
 rule all:
     input:
         expand(f"{RESULTS}/{{dataset}}/summary/summary.md", dataset=config["datasets"]),
+        synthesis_outputs(),
     default_target: True

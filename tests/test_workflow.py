@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 import yaml
 
@@ -133,7 +135,11 @@ def test_a_bad_config_key_or_value_stops_the_run_naming_it(tmp_path, bad, needle
 def test_tiny_end_to_end_run_produces_the_table(tmp_path):
     # as on a workstation with two GPUs: every train/evaluate job leases one of them
     env = tool_env(EEG2FMRI_GPUS="0,1", EEG2FMRI_GPU_LOCK_DIR=str(tmp_path / "gpu-locks"))
-    r = run(tmp_path, "--cores", "2", "--resources", "gpu=2", config=TINY_CONFIG, env=env)
+    # and fMRI synthesized from one recording's EEG alone with the model of its fold
+    eeg = "data/raw/sim/sub-02/eeg/sub-02_task-rest_eeg.vhdr"
+    config = {**TINY_CONFIG, "synthesize": [{"eeg": eeg, "model": "e2fnet", "fold": "sub-02",
+                                             "name": "rec02"}]}
+    r = run(tmp_path, "--cores", "2", "--resources", "gpu=2", config=config, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     for fold in (tmp_path / "results/sim").glob("*/fold-*/metrics.json"):
         m = json.loads(fold.read_text())
@@ -146,14 +152,20 @@ def test_tiny_end_to_end_run_produces_the_table(tmp_path):
     for fig in ("montage.png", "metrics.png", "curves.png"):
         assert (summary / fig).stat().st_size > 1000
     assert (tmp_path / "results/sim/e2fnet/fold-sub-01/predictions.nii.gz").is_file()
+    synth = tmp_path / "results/sim/synthesized/rec02.nii.gz"
+    pred = tmp_path / "results/sim/e2fnet/fold-sub-02/predictions.nii.gz"
+    np.testing.assert_allclose(np.asarray(nib.load(synth).dataobj),
+                               np.asarray(nib.load(pred).dataobj), atol=1e-6)
+    assert json.loads(synth.with_suffix("").with_suffix(".json").read_text())["fold"] == \
+        "fold-sub-02"
     # nothing left to do, and a training-only edit reruns training but not preprocessing
-    again = run(tmp_path, "-n", "--cores", "2", config=TINY_CONFIG)
+    again = run(tmp_path, "-n", "--cores", "2", config=config)
     assert "Nothing to be done" in again.stdout + again.stderr
-    edited = {**TINY_CONFIG, "model_settings": {"e2fnet": {"arch": "e2fnet", "width": 16}}}
+    edited = {**config, "model_settings": {"e2fnet": {"arch": "e2fnet", "width": 16}}}
     r = run(tmp_path, "-n", "--cores", "2", config=edited)
     counts = jobs(r.stdout)
     # e2fnet and its shuffled control (same_as: e2fnet) on 3 folds
     assert counts["train"] == 6 and "preprocess" not in counts and "simulate" not in counts
-    report = run(tmp_path, "--report", str(tmp_path / "report.html"), config=TINY_CONFIG)
+    report = run(tmp_path, "--report", str(tmp_path / "report.html"), config=config)
     assert report.returncode == 0, report.stderr[-2000:]
     assert (tmp_path / "report.html").stat().st_size > 10_000

@@ -96,7 +96,7 @@ def config_errors(cfg: dict[str, Any], schema_path: str) -> list[str]:
                          "folders and a workflow wildcard)")
         else:
             lines.append(f"config key {key!r}: {err.message}")
-    return lines or dataset_errors(cfg)
+    return lines or dataset_errors(cfg) + synthesis_errors(cfg)
 
 
 DATASET_NAME = "^[a-z][a-z0-9]*$"
@@ -128,4 +128,18 @@ def dataset_errors(cfg: dict[str, Any]) -> list[str]:
         elif entry.get("layout") == "patterns" and not (entry.get("eeg") and entry.get("bold")):
             lines.append(f"config key 'dataset_settings.{name}': layout 'patterns' needs both "
                          "'eeg' and 'bold' path patterns")
+    return lines
+
+
+def synthesis_errors(cfg: dict[str, Any]) -> list[str]:
+    """Each `synthesize` entry names a model entry and a dataset of this run."""
+    models = cfg.get("model_settings")
+    lines = []
+    for i, entry in enumerate(cfg.get("synthesize") or []):
+        if models is not None and entry.get("model") not in models:
+            lines.append(f"config key 'synthesize.{i}.model': {entry.get('model')!r} is not an "
+                         f"entry of model_settings ({', '.join(sorted(models))})")
+        if entry.get("dataset") and entry["dataset"] not in (cfg.get("datasets") or ["sim"]):
+            lines.append(f"config key 'synthesize.{i}.dataset': {entry['dataset']!r} is not in "
+                         "datasets")
     return lines

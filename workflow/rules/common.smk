@@ -29,7 +29,7 @@ wildcard_constraints:
 def code(*parts):
     """The package's source files a rule runs, declared as inputs so edits rerun the rule."""
     files = [PKG / "__init__.py", PKG / "cli.py", PKG / "config.py", PKG / "io.py",
-             PKG / "errors.py", PKG / "provenance.py"]
+             PKG / "errors.py", PKG / "provenance.py", PKG / "record.py"]
     for part in parts:
         p = PKG / part
         files += sorted(p.glob("*.py")) if p.is_dir() else [p]
@@ -126,6 +126,32 @@ def raw_inputs(wildcards):
 
 def has_sequence_model():
     return any(arch_kind(train_spec(config, m)["arch"]) == "sequence" for m in config["models"])
+
+
+def synthesis_jobs():
+    """Config `synthesize` entries, each with its dataset, fold and output name filled in."""
+    jobs = []
+    for entry in config["synthesize"]:
+        ds = entry.get("dataset") or config["datasets"][0]
+        fold = entry.get("fold") or fold_names(ds)[0]
+        fold = fold if fold.startswith(("fold-", "split-")) else f"fold-{fold}"
+        if fold not in dataset(ds).folds():
+            raise WorkflowError(f"config synthesize: {fold} is not a fold of dataset {ds!r} "
+                                f"({', '.join(dataset(ds).folds())})")
+        name = entry.get("name") or f"{Path(entry['eeg']).name.split('.')[0]}_{entry['model']}_{fold}"
+        jobs.append({**entry, "dataset": ds, "fold": fold, "name": name})
+    return jobs
+
+
+def synthesis_job(wildcards):
+    for job in synthesis_jobs():
+        if job["dataset"] == wildcards.dataset and job["name"] == wildcards.name:
+            return job
+    raise WorkflowError(f"no synthesize entry named {wildcards.name!r} for {wildcards.dataset}")
+
+
+def synthesis_outputs():
+    return [f"{RESULTS}/{j['dataset']}/synthesized/{j['name']}.nii.gz" for j in synthesis_jobs()]
 
 
 def fold_metrics(wildcards):
