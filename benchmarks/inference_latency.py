@@ -21,7 +21,7 @@ import yaml
 
 from eeg2fmri.config import arch_kind
 from eeg2fmri.models import build_model, count_parameters
-from eeg2fmri.training.sequences import SequenceBatch, SequenceTasks
+from eeg2fmri.sequences import SequenceBatch, SequenceTasks
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 PAPER = {  # model_settings entries of config.yaml in their published configuration

@@ -67,6 +67,7 @@ TINY_PARAMS: dict[str, dict] = {
               "spec_patch": [4, 4], "patch": [4, 8, 8]},
     "mean_volume": {},
     "band_ridge": {},
+    "band_mlp": {"hidden": 16, "rank": 8},
     "neural_frames": {"dim": 16, "levels": 2, "rank": 8, "hidden": 8, "seq_len": 8,
                       "seq_stride": 4},
 }

@@ -105,6 +105,7 @@ def test_cnn_tc_shapes_and_low_parameter_count(channels, depth):
 
 
 def test_cnn_tc_uses_the_eeg_context_in_time():
+    torch.manual_seed(0)  # some random initialisations leave every ReLU of the head dead
     model = build_model("cnn_tc", n_channels=6, n_freqs=40, out_shape=(8, 16, 16), context=10)
     x = torch.randn(1, 10, 6, 40)
     late = x.clone()

@@ -22,7 +22,8 @@ from eeg2fmri.cli import main
 from eeg2fmri.data.datasets import get_dataset
 from eeg2fmri.errors import InputError
 from eeg2fmri.preprocess.inspect import inspect_dataset
-from eeg2fmri.preprocess.store import SubjectFeatures, preprocess_subject
+from eeg2fmri.preprocess.store import preprocess_subject
+from eeg2fmri.store import SubjectFeatures
 
 from .conftest import REPO
 from .test_workflow import run

@@ -14,7 +14,7 @@ from eeg2fmri.errors import InputError
 from eeg2fmri.record import VERSION, load_record, save_record
 from eeg2fmri.training.folds import loso_fold
 from eeg2fmri.training.loop import load_checkpoint
-from eeg2fmri.training.run import train_fold
+from eeg2fmri.training.trainer import train_fold
 
 from .conftest import tiny_spec
 

@@ -16,7 +16,7 @@ from eeg2fmri.evaluation.predict import evaluate_fold
 from eeg2fmri.evaluation.synthesize import synthesize
 from eeg2fmri.models import ARCHITECTURES
 from eeg2fmri.training.folds import loso_fold
-from eeg2fmri.training.run import train_fold
+from eeg2fmri.training.trainer import train_fold
 
 from .conftest import TINY, arch_spec
 

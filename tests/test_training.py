@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from eeg2fmri import store
 from eeg2fmri.evaluation.predict import evaluate_fold
+from eeg2fmri.frames import EEGNorm, PairDataset
 from eeg2fmri.models import build_model
-from eeg2fmri.preprocess import store
-from eeg2fmri.training.data import EEGNorm, PairDataset
 from eeg2fmri.training.folds import fold_by_name, loso_fold, loso_folds
 from eeg2fmri.training.loop import cosine_restarts, seed_everything
-from eeg2fmri.training.run import open_subjects, train_fold
+from eeg2fmri.training.trainer import open_subjects, train_fold
 
 from .conftest import TINY, tiny_spec
 

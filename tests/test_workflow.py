@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from eeg2fmri.preprocess import STORE_FILES
+from eeg2fmri.store import STORE_FILES
 
 from .conftest import REPO, tool_env
 

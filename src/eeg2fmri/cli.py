@@ -104,7 +104,7 @@ def cmd_fetch(a: argparse.Namespace) -> None:
 
 def cmd_train(a: argparse.Namespace) -> None:
     from eeg2fmri.training.folds import fold_by_name
-    from eeg2fmri.training.run import train_fold
+    from eeg2fmri.training.trainer import train_fold
 
     _prepare_device(a.device, a.threads)
     fold = fold_by_name(a.subjects, a.fold, a.splits)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -10,11 +11,13 @@ from typing import Any
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 50
-    batch_size: int = 32
+    """Training settings; the defaults are the schema's (a test keeps them equal)."""
+
+    epochs: int = 8
+    batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 0.01
-    warmup_steps: int = 50
+    warmup_steps: int = 20
     restart_epochs: int = 10
     grad_clip: float = 1.0
     patience: int = 0  # epochs without validation improvement before stopping; 0: never stop
@@ -23,7 +26,8 @@ class TrainConfig:
     ssim_weight: float = 0.5  # loss = w * (1 - SSIM) + (1 - w) * MSE (papers: 0.5)
 
 
-FEATURE_DEFAULTS = {"n_bins": 249, "context": 20, "eeg_norm": "log_standard"}
+FEATURE_DEFAULTS = {"n_bins": 249, "context": 20, "eeg_norm": "log_standard",
+                    "pairing": "markers"}  # the schema's (a test keeps them equal)
 
 
 def arch_kind(arch: str) -> str:
@@ -96,7 +100,7 @@ def config_errors(cfg: dict[str, Any], schema_path: str) -> list[str]:
                          "folders and a workflow wildcard)")
         else:
             lines.append(f"config key {key!r}: {err.message}")
-    return lines or dataset_errors(cfg) + synthesis_errors(cfg)
+    return lines or dataset_errors(cfg) + model_errors(cfg) + synthesis_errors(cfg)
 
 
 DATASET_NAME = "^[a-z][a-z0-9]*$"
@@ -143,3 +147,60 @@ def synthesis_errors(cfg: dict[str, Any]) -> list[str]:
             lines.append(f"config key 'synthesize.{i}.dataset': {entry['dataset']!r} is not in "
                          "datasets")
     return lines
+
+
+MODEL_KEYS = ("arch", "same_as", "shuffle_eeg", "training")  # every entry may hold these
+BUILD_ARGS = ("self", "n_channels", "n_freqs", "out_shape", "context")  # given by the data
+
+
+def accepted_settings(arch: str) -> list[str]:
+    """The model_settings keys an architecture accepts: its constructor's settings (less what
+    the data give), and a sequence model's task settings."""
+    import inspect
+
+    from eeg2fmri.models import model_class
+    from eeg2fmri.sequences import SequenceTasks
+
+    cls = model_class(arch)
+    keys = [n for n, p in inspect.signature(cls.__init__).parameters.items()
+            if n not in BUILD_ARGS and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    if cls.input == "raw":
+        keys = [k for k in keys if k != "fs"]  # the data's sampling rate, set by training
+    if cls.kind == "sequence":
+        keys += [f.name for f in dataclasses.fields(SequenceTasks)]
+    return sorted(keys)
+
+
+def model_errors(cfg: dict[str, Any]) -> list[str]:
+    """One line per model_settings entry whose same_as chain is broken (a loop, a missing
+    entry) or that holds a key its architecture does not accept."""
+    from eeg2fmri.models import ARCHITECTURES
+
+    settings = cfg.get("model_settings") or {}
+    lines = []
+    for name in settings:
+        chain = [name]
+        while "same_as" in settings[chain[-1]]:
+            base = settings[chain[-1]]["same_as"]
+            if base in chain:
+                lines.append(f"config key 'model_settings.{name}.same_as': a loop "
+                             f"({' -> '.join([*chain, base])})")
+                break
+            if base not in settings:
+                lines.append(f"config key 'model_settings.{chain[-1]}.same_as': {base!r} is "
+                             f"not an entry of model_settings")
+                break
+            chain.append(base)
+        else:
+            arch = next((settings[n]["arch"] for n in chain if "arch" in settings[n]), None)
+            if arch not in ARCHITECTURES:
+                lines.append(f"config key 'model_settings.{chain[-1]}.arch': {arch!r} is not an "
+                             f"architecture (known: {', '.join(sorted(ARCHITECTURES))})")
+                continue
+            accepted = accepted_settings(arch)
+            for n in chain:
+                for key in settings[n]:
+                    if key not in MODEL_KEYS and key not in accepted:
+                        lines.append(f"config key 'model_settings.{n}.{key}' is not a setting "
+                                     f"of {arch} (it accepts: {', '.join(accepted) or 'none'})")
+    return sorted(set(lines))

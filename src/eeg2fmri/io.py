@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -14,11 +15,17 @@ import numpy as np
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path next to `path` (`.<name>.<random><suffix>`); rename it onto `path`
+    only if the block succeeds. Temporary files an earlier, killed writer of `path` left are
+    removed first (one job writes a given output), and the file gets the mode the umask gives,
+    like any other file (mkstemp's is 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
+        stale.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -27,6 +34,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def save_nifti(path: str | Path, data: np.ndarray, affine: np.ndarray,
+               tr: float | None = None) -> None:
+    """A NIfTI image (float32, mm; with `tr`, seconds per volume in the header), atomically."""
+    import nibabel as nib
+
+    img = nib.Nifti1Image(np.asarray(data, dtype=np.float32), np.asarray(affine))
+    img.header.set_xyzt_units("mm", "sec")
+    if tr is not None:
+        img.header.set_zooms(img.header.get_zooms()[:3] + (tr,))
+    with atomic_path(path, suffix=".tmp.nii.gz" if str(path).endswith(".gz") else ".tmp.nii"
+                     ) as tmp:
+        nib.save(img, tmp)
 
 
 def write_json(path: str | Path, obj: Any) -> None:

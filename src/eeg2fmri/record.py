@@ -33,6 +33,8 @@ import torch
 from eeg2fmri import __version__
 from eeg2fmri.errors import InputError
 from eeg2fmri.io import atomic_path
+from eeg2fmri.models import build_model
+from eeg2fmri.models.base import Model
 
 FORMAT = "eeg2fmri-model"
 VERSION = 1
@@ -87,3 +89,16 @@ def load_record(path: str | Path) -> dict[str, Any]:
                                f"{__version__}, which reads version {VERSION}: retrain, or use "
                                "the version that wrote it")
     return record
+
+
+def load_model(path: str | Path, device: torch.device) -> tuple[Model, dict[str, Any]]:
+    """The model of a record (see `eeg2fmri.record`), on `device`, in eval mode."""
+    record = load_record(path)
+    eeg = record["eeg"]
+    n_freqs = (eeg["window_samples"] if eeg["input"] == "raw"
+               else eeg["bins"][1] - eeg["bins"][0])
+    model = build_model(record["arch"], n_channels=len(eeg["channels"]), n_freqs=n_freqs,
+                        out_shape=tuple(record["volume"]["shape"]), context=eeg["context"],
+                        **record["params"])
+    model.load_state_dict(record["state"])
+    return model.to(device).eval(), record

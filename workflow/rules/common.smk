@@ -6,14 +6,15 @@ from snakemake.exceptions import WorkflowError
 from eeg2fmri.config import arch_kind, train_spec
 from eeg2fmri.data.datasets import get_dataset
 from eeg2fmri.errors import InputError
-from eeg2fmri.preprocess import STORE_FILES
+from eeg2fmri.sources import VERB_MODULES, code_digest
+from eeg2fmri.store import STORE_FILES
 from eeg2fmri.training.folds import fold_by_name
 
 DATA = config["data_root"]
 RESULTS = config["results_root"]
 RAW = f"{DATA}/raw"
 FEATURES = f"{DATA}/features"
-PKG = Path(workflow.basedir) / "src" / "eeg2fmri"
+CODE = {verb: code_digest(verb) for verb in VERB_MODULES}
 FEATURE_FILES = list(STORE_FILES)
 # Software environment of every rule, used with --software-deployment-method conda.
 ENV = str(Path(workflow.basedir) / "envs" / f"eeg2fmri-{config['software_env']}.yaml")
@@ -26,14 +27,10 @@ wildcard_constraints:
     fold=r"fold-sub-[A-Za-z0-9]+|split-[a-z0-9]+",
 
 
-def code(*parts):
-    """The package's source files a rule runs, declared as inputs so edits rerun the rule."""
-    files = [PKG / "__init__.py", PKG / "cli.py", PKG / "config.py", PKG / "io.py",
-             PKG / "errors.py", PKG / "provenance.py", PKG / "record.py"]
-    for part in parts:
-        p = PKG / part
-        files += sorted(p.glob("*.py")) if p.is_dir() else [p]
-    return [str(f) for f in files]
+def code(verb):
+    """Digest of the package source `eeg2fmri <verb>` runs (its import closure): a rule passes
+    it as a parameter, so that editing any of those files reruns the rule."""
+    return CODE[verb]
 
 
 def declared_root(name):

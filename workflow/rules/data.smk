@@ -10,9 +10,8 @@ rule simulate:
         truth=[str(p) for s in subjects("sim")
                for p in dataset("sim").truth_paths(Path(RAW) / "sim", s).values()],
         description=f"{RAW}/sim/dataset_description.json",
-    input:
-        code("data"),
     params:
+        code=code("simulate"),
         settings=lambda w: json.dumps(config["simulation"], sort_keys=True),
         out=lambda w, output: str(Path(output.description).parent),
     log:
@@ -30,9 +29,8 @@ rule simulate:
 rule fetch:
     output:
         manifest=f"{DATA}/manifests/{{dataset}}/{{subject}}.json",
-    input:
-        code("data/fetch.py", "data/download.py"),
     params:
+        code=code("fetch"),
         raw=lambda w: raw_root(w.dataset),
         urls=json.dumps(config["download_urls"], sort_keys=True),
         local=lambda w: "--local" if is_local(w.dataset) else "",
@@ -79,6 +77,7 @@ rule inspect:
         [] if is_local(w.dataset) else
         expand(f"{DATA}/manifests/{w.dataset}/{{subject}}.json", subject=subjects(w.dataset)),
     params:
+        code=code("inspect"),
         raw=lambda w: raw_root(w.dataset),
         config=lambda w: preprocess_settings(w.dataset),
     log:

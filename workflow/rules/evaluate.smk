@@ -5,11 +5,11 @@ rule evaluate:
     input:
         model=rules.train.output.model,
         features=lambda w: features_of(w.dataset, fold_of(w).tests),
-        code=code("evaluation", "models", "training", "preprocess"),
     output:
         metrics=f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/metrics.json",
         predictions=f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/predictions.nii.gz",
     params:
+        code=code("evaluate"),
         test_dirs=lambda w: " ".join(f"{FEATURES}/{w.dataset}/{s}" for s in fold_of(w).tests),
         device=config["device"],
     threads: config["threads"]

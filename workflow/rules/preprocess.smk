@@ -6,10 +6,10 @@
 rule preprocess:
     input:
         unpack(raw_inputs),
-        code=code("data", "preprocess"),
     output:
         multiext(f"{FEATURES}/{{dataset}}/{{subject}}/", *FEATURE_FILES),
     params:
+        code=code("preprocess"),
         settings=lambda w: preprocess_settings(w.dataset),
         raw=lambda w: raw_root(w.dataset),
         manifest=lambda w, input: f"--manifest {input.manifest}" if "manifest" in input.keys()

@@ -6,7 +6,6 @@
 rule aggregate:
     input:
         metrics=fold_metrics,
-        code=code("reporting", "evaluation/metrics.py"),
     output:
         table=report(f"{RESULTS}/{{dataset}}/summary/summary.md",
                      caption="../report/summary.rst", category="{dataset}", labels={"figure": "table"}),
@@ -25,6 +24,7 @@ rule aggregate:
                                   caption="../report/tasks.rst", category="{dataset}",
                                   labels={"figure": "tasks"})} if has_sequence_model() else {}),
     params:
+        code=code("aggregate"),
         features=lambda w: f"{FEATURES}/{w.dataset}",
     log:
         "logs/{dataset}/aggregate.log",

@@ -7,11 +7,11 @@ rule synthesize:
         model=lambda w: f"{RESULTS}/{w.dataset}/{synthesis_job(w)['model']}/"
         f"{synthesis_job(w)['fold']}/model.pt",
         eeg=lambda w: synthesis_job(w)["eeg"],
-        code=code("evaluation", "models", "training", "preprocess", "data"),
     output:
         volumes=f"{RESULTS}/{{dataset}}/synthesized/{{name}}.nii.gz",
         sidecar=f"{RESULTS}/{{dataset}}/synthesized/{{name}}.json",
     params:
+        code=code("synthesize"),
         options=lambda w: " ".join(
             f"--{key} {synthesis_job(w)[key]}" for key in ("start", "marker", "seed", "format")
             if synthesis_job(w).get(key) is not None),

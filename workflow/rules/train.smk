@@ -6,11 +6,11 @@
 rule train:
     input:
         features=lambda w: features_of(w.dataset, fold_of(w).subjects_for_training()),
-        code=code("models", "training", "preprocess/__init__.py", "preprocess/store.py"),
     output:
         model=f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/model.pt",
         log_csv=f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/train_log.csv",
     params:
+        code=code("train"),
         spec=spec_json,
         subjects=lambda w: " ".join(subjects(w.dataset)),
         splits=lambda w: json.dumps(dataset(w.dataset).splits),

@@ -19,13 +19,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import mne
-import nibabel as nib
 import numpy as np
 import pybv
 from scipy import ndimage, stats
 
 from eeg2fmri.data.sim_settings import CHANNELS, SOURCES, TASK, SimConfig
-from eeg2fmri.io import atomic_path, write_json, write_text
+from eeg2fmri.io import save_nifti, write_json, write_text
 
 SIGMA_TISSUE = 0.33  # S/m, conductivity of the infinite homogeneous medium of the lead field
 
@@ -191,16 +190,6 @@ def simulate_subject(cfg: SimConfig, index: int) -> dict[str, np.ndarray | float
     }
 
 
-def _write_nifti(path: Path, data: np.ndarray, aff: np.ndarray, tr: float | None) -> None:
-    img = nib.Nifti1Image(data.astype(np.float32), aff)
-    img.header.set_xyzt_units("mm", "sec")
-    if tr is not None:
-        img.header.set_zooms(img.header.get_zooms()[:3] + (tr,))
-    with atomic_path(path) as tmp:
-        nib.save(img, tmp.with_suffix(".nii.gz"))
-        tmp.with_suffix(".nii.gz").replace(tmp)
-
-
 def write_dataset(cfg: SimConfig, root: str | Path) -> list[str]:
     """Write the BIDS-like tree under `root`; returns the subject ids."""
     root = Path(root)
@@ -226,12 +215,12 @@ def write_dataset(cfg: SimConfig, root: str | Path) -> list[str]:
             "EEGReference": "simulated average", "PowerLineFrequency": 50,
             "RecordingType": "continuous", "SoftwareFilters": "n/a",
         })
-        _write_nifti(func_dir / f"{base}_bold.nii.gz", sim["bold"], aff, cfg.tr)
+        save_nifti(func_dir / f"{base}_bold.nii.gz", sim["bold"], aff, cfg.tr)
         write_json(func_dir / f"{base}_bold.json", {
             "TaskName": TASK, "RepetitionTime": cfg.tr,  # slices acquired ascending over the TR
             "SliceTiming": [round(k * cfg.tr / cfg.grid[2], 6) for k in range(cfg.grid[2])]})
-        _write_nifti(truth / f"{base}_desc-noiseless_bold.nii.gz", sim["clean"], aff, cfg.tr)
-        _write_nifti(truth / f"{sub}_desc-brain_mask.nii.gz", sim["mask"].astype(np.float32), aff,
+        save_nifti(truth / f"{base}_desc-noiseless_bold.nii.gz", sim["clean"], aff, cfg.tr)
+        save_nifti(truth / f"{sub}_desc-brain_mask.nii.gz", sim["mask"].astype(np.float32), aff,
                      None)
         np.savez_compressed(truth / f"{base}_desc-sources.npz", drives=sim["drives"],
                             powers=sim["powers"], env_fs=sim["env_fs"], onsets=sim["onsets"])

@@ -6,21 +6,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import torch
 
 from eeg2fmri.config import fingerprint
+from eeg2fmri.device import pick_device
 from eeg2fmri.evaluation import metrics
 from eeg2fmri.evaluation.sequence import evaluate_tasks
-from eeg2fmri.io import atomic_path, write_json
+from eeg2fmri.frames import EEGNorm, PairDataset
+from eeg2fmri.io import save_nifti, write_json
 from eeg2fmri.preprocess.fmri import from_volumes
-from eeg2fmri.preprocess.store import SubjectFeatures
 from eeg2fmri.provenance import provenance
-from eeg2fmri.training.data import EEGNorm, PairDataset
-from eeg2fmri.training.loop import pick_device
-from eeg2fmri.training.run import load_model
-from eeg2fmri.training.sequences import SequenceDataset, SequenceTasks
+from eeg2fmri.record import load_model
+from eeg2fmri.sequences import SequenceDataset, SequenceTasks
+from eeg2fmri.store import SubjectFeatures
 
 
 @torch.no_grad()
@@ -69,12 +68,7 @@ def evaluate_fold(model_path: Path, test_dirs: list[Path], metrics_path: Path, p
                                             groups=data.run)["mean"]
     test = tests[0]
     tr = float(test.meta["tr"])
-    img = nib.Nifti1Image(from_volumes(pred), np.asarray(test.meta["affine"]))
-    img.header.set_xyzt_units("mm", "sec")
-    img.header.set_zooms(img.header.get_zooms()[:3] + (tr,))
-    with atomic_path(pred_path) as tmp:
-        nib.save(img, tmp.with_suffix(".nii.gz"))
-        tmp.with_suffix(".nii.gz").replace(tmp)
+    save_nifti(pred_path, from_volumes(pred), np.asarray(test.meta["affine"]), tr)
     result.update({
         "model": record["spec"]["name"], "arch": record["arch"], "fold": record["fold"]["name"],
         "test_subject": "+".join(t.subject for t in tests),

@@ -12,7 +12,7 @@ import torch
 
 from eeg2fmri.evaluation import metrics
 from eeg2fmri.models.completion import interpolate
-from eeg2fmri.training.sequences import SequenceDataset
+from eeg2fmri.sequences import SequenceDataset
 
 
 @torch.no_grad()

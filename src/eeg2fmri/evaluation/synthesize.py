@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -26,14 +25,14 @@ from tqdm import tqdm
 from eeg2fmri import __version__
 from eeg2fmri.data.datasets import EEG_EXTENSIONS
 from eeg2fmri.data.readers import match_markers, open_raw, raw_markers, read_samples
+from eeg2fmri.device import pick_device
 from eeg2fmri.errors import InputError
-from eeg2fmri.io import atomic_path, write_json
+from eeg2fmri.frames import EEGNorm
+from eeg2fmri.io import save_nifti, write_json
+from eeg2fmri.models.base import SequenceBatch
 from eeg2fmri.preprocess.eeg import window_samples, window_spectra
 from eeg2fmri.preprocess.fmri import from_volumes
-from eeg2fmri.training.data import EEGNorm
-from eeg2fmri.training.loop import pick_device
-from eeg2fmri.training.run import load_model
-from eeg2fmri.training.sequences import SequenceBatch
+from eeg2fmri.record import load_model
 
 SPACING_TOLERANCE = 0.01  # fraction of fs*TR a marker interval may deviate
 
@@ -191,13 +190,8 @@ def synthesize(model_path: Path, eeg_path: Path, out_path: Path, *, start: float
     print(f"{eeg_path}: {len(win.features)} windows ({win.source}); {len(volumes)} volumes "
           f"written, the first {context} windows left out (no full context)", file=sys.stderr)
     tr = float(record["eeg"]["tr"])
-    img = nib.Nifti1Image(from_volumes(volumes), np.asarray(record["volume"]["affine"]))
-    img.header.set_xyzt_units("mm", "sec")
-    img.header.set_zooms(img.header.get_zooms()[:3] + (tr,))
     out_path = Path(out_path)
-    with atomic_path(out_path) as tmp:
-        nib.save(img, tmp.with_suffix(".nii.gz"))
-        tmp.with_suffix(".nii.gz").replace(tmp)
+    save_nifti(out_path, from_volumes(volumes), np.asarray(record["volume"]["affine"]), tr)
     sidecar = {
         "RepetitionTime": tr, "model": str(model_path), "model_name": record["spec"]["name"],
         "arch": record["arch"], "params": record["params"], "dataset": record.get("dataset"),

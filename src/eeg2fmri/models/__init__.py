@@ -19,7 +19,7 @@ ARCHITECTURES: dict[str, str] = {  # name -> module:class
     "e2fnet": "e2fnet:E2fNet", "e2fgan": "e2fgan:E2fGAN", "spec2vol": "spec2vol:Spec2Vol",
     "ef_diffusion": "ef_diffusion:EFDiffusion", "cnn_tc": "cnn_tc:CNNTC", "ntvit": "ntvit:NTViT",
     "mean_volume": "controls:MeanVolume", "band_ridge": "ridge:BandRidge",
-    "neural_frames": "neural_frames:NeuralFrames"}
+    "neural_frames": "neural_frames:NeuralFrames", "band_mlp": "band_mlp:BandMLP"}
 
 
 def model_class(arch: str) -> type[Model]:

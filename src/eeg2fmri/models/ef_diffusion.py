@@ -34,7 +34,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 from torch import nn
 
 from eeg2fmri.models.base import Model
@@ -251,6 +250,8 @@ class EFDiffusion(Model):
         sched = {"num_train_timesteps": train_steps, "schedule": "linear_beta",
                  "beta_start": beta_start, "beta_end": beta_end, "clip_sample": clip_sample,
                  "prediction_type": prediction}
+        from monai.networks.schedulers import DDIMScheduler, DDPMScheduler  # slow to import
+
         self.ddpm = DDPMScheduler(**sched)
         self.ddim = DDIMScheduler(**sched)
         self.ddim.set_timesteps(sample_steps)

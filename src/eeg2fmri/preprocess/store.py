@@ -1,23 +1,10 @@
-"""The features store: one directory per subject, each EEG window stored once.
-
-    eeg.npy    [T, C, F] float32 |FFT| magnitudes (microvolts), memory-mappable
-    raw.npy    [T, C, S] float16 raw EEG windows of S = fs*TR samples (microvolts)
-    bold.npy   [T, Z, X, Y] float32, each volume min-max scaled to [0, 1]
-    mask.npy   [Z, X, Y] bool brain mask (ground truth when simulated, else from the mean volume)
-    clean.npy  [T, Z, X, Y] noise-free BOLD, same scaling (simulated data only)
-    meta.json  shapes, sampling, alignment, runs and their [start, stop) segments, affine
-
-Runs of a subject are concatenated; contexts never cross a run boundary.
-
-The 20-window context for volume t is windows t-20 .. t-1, assembled by indexing at load time.
-"""
+"""Preprocessing one subject into its features store (see `eeg2fmri.store` for the layout and
+the reader): pairing planned from headers and markers, EEG windows -> |FFT| spectra, volumes
+scaled, all runs concatenated."""
 
 from __future__ import annotations
 
-import json
-import mmap
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +15,6 @@ from eeg2fmri.data.datasets import PAPER_PAIRING, DatasetSpec
 from eeg2fmri.data.readers import read_bold
 from eeg2fmri.errors import InputError
 from eeg2fmri.io import save_npy, write_json
-from eeg2fmri.preprocess import STORE_FILES
 from eeg2fmri.preprocess.eeg import decimate, window_samples, window_spectra
 from eeg2fmri.preprocess.fmri import dct_reduce, minmax_per_volume, to_volumes
 from eeg2fmri.preprocess.pairing import RunPlan, plan_run, read_eeg
@@ -146,57 +132,3 @@ def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path,
     }
     write_json(out_dir / "meta.json", meta)
     return meta
-
-
-@dataclass
-class SubjectFeatures:
-    """One subject's store, memory-mapped."""
-
-    subject: str
-    eeg: np.ndarray
-    bold: np.ndarray
-    mask: np.ndarray
-    meta: dict[str, Any]
-    raw: np.ndarray
-    clean: np.ndarray | None = None
-
-    def release(self) -> None:
-        """Unmap the pages read so far (see `release_pages`)."""
-        for a in (self.eeg, self.raw, self.bold, self.clean):
-            if a is not None:
-                release_pages(a)
-
-    @property
-    def segments(self) -> list[tuple[int, int]]:
-        """[start, stop) of each run in the concatenated store (contexts never cross runs)."""
-        return [tuple(seg) for seg in self.meta.get("segments", [[0, self.eeg.shape[0]]])]
-
-    @classmethod
-    def open(cls, directory: str | Path, subject: str | None = None) -> SubjectFeatures:
-        d = Path(directory)
-        for name in STORE_FILES:
-            if not (d / name).is_file():
-                raise InputError(d / name, "features file missing; run the preprocess rule")
-        try:
-            meta = json.loads((d / "meta.json").read_text())
-        except (ValueError, OSError) as e:
-            raise InputError(d / "meta.json", f"not readable JSON ({e}); rerun preprocess") from e
-        clean = _load(d / "clean.npy", "r") if (d / "clean.npy").is_file() else None
-        return cls(subject or d.name, _load(d / "eeg.npy", "r"), _load(d / "bold.npy", "r"),
-                   _load(d / "mask.npy", None), meta, _load(d / "raw.npy", "r"), clean)
-
-
-def release_pages(array: np.ndarray) -> None:
-    """Drop a memory-mapped array's pages from this process's resident set (they stay in the
-    page cache), so that reading a large store does not grow the training process."""
-    mm = getattr(array, "_mmap", None)
-    if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
-        mm.madvise(mmap.MADV_DONTNEED)
-
-
-def _load(path: Path, mmap_mode: str | None) -> np.ndarray:
-    try:
-        return np.load(path, mmap_mode=mmap_mode)
-    except (ValueError, OSError, EOFError) as e:
-        raise InputError(path, f"not a readable .npy array ({e}); rerun the preprocess rule"
-                         ) from e

@@ -13,7 +13,7 @@ from scipy import stats
 
 from eeg2fmri.evaluation.metrics import ALL
 from eeg2fmri.io import write_text
-from eeg2fmri.training.sequences import TASKS
+from eeg2fmri.sequences import TASKS
 
 BASELINE = "mean_volume"
 CEILING = "ceiling (noise-free truth)"

@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 from eeg2fmri.io import atomic_path  # noqa: E402
 from eeg2fmri.preprocess.fmri import to_volumes  # noqa: E402
 from eeg2fmri.reporting.aggregate import CEILING, per_fold_table  # noqa: E402
-from eeg2fmri.training.sequences import TASKS  # noqa: E402
+from eeg2fmri.sequences import TASKS  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import pickle
 import random
+import shutil
 import sys
 import time
 from dataclasses import asdict
@@ -28,9 +28,9 @@ from tqdm import tqdm
 
 from eeg2fmri.config import TrainConfig
 from eeg2fmri.errors import InputError
+from eeg2fmri.frames import Frames
 from eeg2fmri.io import atomic_path
 from eeg2fmri.models.base import Model
-from eeg2fmri.training.data import Frames
 
 
 def seed_everything(seed: int) -> None:
@@ -47,12 +47,6 @@ def cosine_restarts(step: int, total: int, warmup: int, cycles: float) -> float:
     if progress >= 1.0:
         return 0.0
     return 0.5 * (1.0 + math.cos(math.pi * ((cycles * progress) % 1.0)))
-
-
-def pick_device(requested: str = "auto") -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
 
 
 def _save(obj: Any, path: Path) -> None:
@@ -197,9 +191,6 @@ def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
 
 
 def clear_checkpoint(checkpoint_dir: Path) -> None:
-    """Remove the resume state once the final model has been written."""
-    ckpt = checkpoint_dir / "last.pt"
-    if ckpt.is_file():
-        os.remove(ckpt)
-    if checkpoint_dir.is_dir() and not any(checkpoint_dir.iterdir()):
-        checkpoint_dir.rmdir()
+    """Remove the resume state (the folder, with any temporary file a kill left) once the final
+    model has been written."""
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)

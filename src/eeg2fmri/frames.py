@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from eeg2fmri.preprocess.store import SubjectFeatures
+from eeg2fmri.store import SubjectFeatures
 
 NORMS = ("paper", "log_standard", "raw_standard")
 

@@ -9,15 +9,16 @@ from typing import Any
 import torch
 
 from eeg2fmri import config as config_mod
+from eeg2fmri.device import pick_device
+from eeg2fmri.frames import EEGNorm, PairDataset
 from eeg2fmri.models import build_model, count_parameters
 from eeg2fmri.models.base import Model
-from eeg2fmri.preprocess.store import SubjectFeatures
 from eeg2fmri.provenance import provenance
-from eeg2fmri.record import load_record, save_record
-from eeg2fmri.training.data import EEGNorm, PairDataset
+from eeg2fmri.record import save_record
+from eeg2fmri.sequences import SequenceDataset, SequenceTasks
+from eeg2fmri.store import SubjectFeatures
 from eeg2fmri.training.folds import Fold
-from eeg2fmri.training.loop import clear_checkpoint, fit, pick_device, seed_everything
-from eeg2fmri.training.sequences import SequenceDataset, SequenceTasks
+from eeg2fmri.training.loop import clear_checkpoint, fit, seed_everything
 
 
 def open_subjects(features_dir: Path, subjects: list[str] | tuple[str, ...]
@@ -95,16 +96,3 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
     save_record(out_dir / "model.pt", record)
     clear_checkpoint(out_dir / "checkpoint")
     return record
-
-
-def load_model(path: Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The model of a record (see `eeg2fmri.record`), on `device`, in eval mode."""
-    record = load_record(path)
-    eeg = record["eeg"]
-    n_freqs = (eeg["window_samples"] if eeg["input"] == "raw"
-               else eeg["bins"][1] - eeg["bins"][0])
-    model = build_model(record["arch"], n_channels=len(eeg["channels"]), n_freqs=n_freqs,
-                        out_shape=tuple(record["volume"]["shape"]), context=eeg["context"],
-                        **record["params"])
-    model.load_state_dict(record["state"])
-    return model.to(device).eval(), record

@@ -1,0 +1,84 @@
+"""Faults and a newcomer's first hour: temp files, file modes, CUDA asked for on a CPU machine,
+the report's dependency, fixtures inside the repository."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+
+import numpy as np
+import pytest
+import torch
+
+from eeg2fmri.cli import main
+from eeg2fmri.device import pick_device
+from eeg2fmri.errors import InputError
+from eeg2fmri.io import atomic_path, save_nifti, write_json
+from eeg2fmri.training.loop import clear_checkpoint
+
+from .conftest import FIXTURES, REPO
+
+
+def test_stale_temp_files_of_an_output_are_removed_when_it_is_written_again(tmp_path):
+    out = tmp_path / "metrics.json"
+    stale = [tmp_path / ".metrics.json.abc123.tmp", tmp_path / ".metrics.json.x9.tmp.nii.gz"]
+    for s in stale:
+        s.write_text("left by a SIGKILL")
+    other = tmp_path / ".other.json.abc.tmp"
+    other.write_text("another output's")
+    write_json(out, {"a": 1})
+    assert out.is_file() and not any(s.exists() for s in stale) and other.exists()
+
+
+def test_a_failed_nifti_write_leaves_nothing(tmp_path):
+    out = tmp_path / "pred.nii.gz"
+    with pytest.raises(ValueError):
+        save_nifti(out, np.zeros((2, 2, 2, 2)), np.eye(3), 2.0)  # a 3x3 affine: refused
+    assert list(tmp_path.iterdir()) == []
+    save_nifti(out, np.zeros((2, 2, 2, 2)), np.eye(4), 2.0)
+    assert [p.name for p in tmp_path.iterdir()] == ["pred.nii.gz"]
+
+
+def test_files_get_the_mode_the_umask_gives(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {})
+        with atomic_path(tmp_path / "b.bin") as tmp:
+            tmp.write_bytes(b"x")
+    finally:
+        os.umask(old)
+    for name in ("a.json", "b.bin"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
+
+
+def test_the_checkpoint_folder_is_removed_whole(tmp_path):
+    ckpt = tmp_path / "checkpoint"
+    ckpt.mkdir()
+    (ckpt / "last.pt").write_bytes(b"x")
+    (ckpt / ".last.pt.abc.tmp").write_bytes(b"left by a kill")
+    clear_checkpoint(ckpt)
+    assert not ckpt.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_on_a_machine_without_it_is_one_line_naming_device(capsys):
+    with pytest.raises(InputError, match="config key 'device' is 'cuda' but this machine has no"):
+        pick_device("cuda")
+    code = main(["evaluate", "--model", "x.pt", "--test-features", "x", "--metrics", "m.json",
+                 "--predictions", "p.nii.gz", "--device", "cuda:0"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "device" in err
+
+
+def test_the_report_dependency_is_declared():
+    """`snakemake --report` imports pygments, which snakemake does not declare."""
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(d.startswith("pygments") for d in deps)
+
+
+def test_fixtures_live_in_the_repository():
+    assert FIXTURES.is_relative_to(REPO)
+    assert (FIXTURES / "noddi-bids-headers" / "SOURCE.md").is_file()
+    assert "CC BY 4.0" in (FIXTURES / "README.md").read_text() or \
+        "Attribution 4.0" in (FIXTURES / "README.md").read_text()
