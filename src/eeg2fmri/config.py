@@ -136,9 +136,12 @@ def dataset_errors(cfg: dict[str, Any]) -> list[str]:
 
 
 def synthesis_errors(cfg: dict[str, Any]) -> list[str]:
-    """Each `synthesize` entry names a model entry and a dataset of this run."""
+    """Each name in `models` and each `synthesize` entry's model is an entry of model_settings;
+    a synthesize entry's dataset is one of this run."""
     models = cfg.get("model_settings")
-    lines = []
+    lines = [f"config key 'models.{i}': {name!r} is not an entry of model_settings "
+             f"({', '.join(sorted(models))})" for i, name in enumerate(cfg.get("models") or [])
+             if models is not None and name not in models]
     for i, entry in enumerate(cfg.get("synthesize") or []):
         if models is not None and entry.get("model") not in models:
             lines.append(f"config key 'synthesize.{i}.model': {entry.get('model')!r} is not an "

@@ -83,8 +83,8 @@ def fold_names(name):
     chosen = [c if c.startswith(("fold-", "split-")) else f"fold-{c}" for c in chosen]
     unknown = sorted(set(chosen) - set(names))
     if unknown:
-        raise ValueError(f"config folds: {unknown} are not folds of dataset {name!r} "
-                         f"({', '.join(names)})")
+        raise WorkflowError(f"config folds: {unknown} are not folds of dataset {name!r} "
+                            f"({', '.join(names)})")
     return [n for n in names if n in chosen]
 
 
