@@ -29,6 +29,14 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/synthesize.smk"
 
 
+onsuccess:
+    for name in config["datasets"]:
+        table = Path(RESULTS) / name / "summary" / "summary.md"
+        if table.is_file():
+            summary = table.read_text().split("\n\n## ")[0]
+            print(f"\n{table}:\n{summary}", flush=True)
+
+
 rule all:
     input:
         expand(f"{RESULTS}/{{dataset}}/summary/summary.md", dataset=config["datasets"]),

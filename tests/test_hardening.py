@@ -3,6 +3,7 @@ the report's dependency, fixtures inside the repository."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tomllib
@@ -82,3 +83,41 @@ def test_fixtures_live_in_the_repository():
     assert (FIXTURES / "noddi-bids-headers" / "SOURCE.md").is_file()
     assert "CC BY 4.0" in (FIXTURES / "README.md").read_text() or \
         "Attribution 4.0" in (FIXTURES / "README.md").read_text()
+
+
+def test_a_resumed_training_records_its_total_wall_time(tiny_features, tmp_path):
+    from eeg2fmri.training.folds import loso_fold
+    from eeg2fmri.training.trainer import train_fold
+
+    from .conftest import arch_spec
+
+    spec, fold = arch_spec("e2fnet", epochs=2), loso_fold(["sub-01", "sub-02", "sub-03",
+                                                            "sub-04"], "sub-01")
+    assert train_fold(spec, fold, tiny_features, tmp_path, stop_after_epoch=1,
+                      progress=False) is None
+    first = torch.load(tmp_path / "checkpoint" / "last.pt", weights_only=True)["wall_s"]
+    record = train_fold(spec, fold, tiny_features, tmp_path, progress=False)
+    assert first > 0 and record["summary"]["wall_s"] > first
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_a_full_or_read_only_disk_is_one_line_naming_the_file(tmp_path, code, capsys):
+    out = tmp_path / "metrics.json"
+    with pytest.raises(InputError, match=r"metrics\.json: cannot be written: .* GB free there"):
+        with atomic_path(out) as tmp:
+            tmp.write_text("partial")
+            raise OSError(code, os.strerror(code))
+    assert list(tmp_path.iterdir()) == []  # nothing half-written, no temp file
+
+
+def test_a_full_disk_during_a_verb_is_one_line(tmp_path, capsys, monkeypatch):
+    import eeg2fmri.io as io
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(io.tempfile, "mkstemp", full)
+    code = main(["simulate", "--out", str(tmp_path / "sim"), "--settings",
+                 '{"n_subjects": 3, "n_volumes": 30, "n_channels": 2, "grid": [8, 8, 8]}'])
+    err = capsys.readouterr().err
+    assert code == 2 and "No space left on device" in err and len(err.strip().splitlines()) == 1

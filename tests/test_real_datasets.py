@@ -71,10 +71,13 @@ def test_download_and_preprocess_through_the_workflow(served, tmp_path, name):
     manifest = json.loads((tmp_path / "data" / "manifests" / name / f"{subject}.json")
                           .read_text())
     raw = tmp_path / "data" / "raw" / name
-    assert len(manifest) == len(ds.runs) * (2 if ds.eeg_format == "mat" else 4)
-    for rel, digest in manifest.items():
-        assert _sha(raw / rel) == digest
-    log = (tmp_path / "logs" / name / "preprocess" / f"{subject}.log").read_text()
+    files = [k for k in manifest if not k.startswith("_")]  # _unverified: see below
+    assert len(files) == len(ds.runs) * (2 if ds.eeg_format == "mat" else 4)
+    for rel in files:
+        assert _sha(raw / rel) == manifest[rel]
+    # only OpenfMRI publishes no checksum: its tarball is recorded as trust-on-first-use
+    assert bool(manifest.get("_unverified")) == (name == "oddball")
+    log = (tmp_path / "data" / "logs" / name / "preprocess" / f"{subject}.log").read_text()
     if name in ("noddi", "cnepfl"):  # stale DataFile= lines, repaired
         assert "repaired header line DataFile=" in log
 
@@ -233,3 +236,37 @@ def test_models_run_unchanged_on_a_real_layout(served, tmp_path):
     m = json.loads((tmp_path / "results/xp2/e2fnet/fold-sub-xp202/metrics.json").read_text())
     assert m["n_volumes"] == 8 * (22 - 4)  # contexts never cross the 8 runs
     assert m["test_subjects"] == ["sub-xp202"]
+
+
+def test_a_source_without_checksums_is_refused_when_strict_else_recorded(served, tmp_path,
+                                                                          capsys):
+    """OpenfMRI tarballs come with no checksum: download_strict refuses them; otherwise they are
+    taken with one loud warning and listed in the manifest as trust-on-first-use."""
+    server, _ = served
+    ds = get_dataset("oddball", {})
+    with pytest.raises(DownloadError, match=r"ds116_sub001\.tgz: the source publishes no "
+                                            r"checksum .* refused \(config download_strict"):
+        fetch_subject(ds, "sub-001", tmp_path / "a", tmp_path / "a.json", urls=server.urls,
+                      progress=False, strict=True)
+    assert not [p for p in (tmp_path / "a").rglob("*.tgz*") if p.suffix != ".lock"]
+    assert not (tmp_path / "a.json").exists()
+    fetch_subject(ds, "sub-001", tmp_path / "b", tmp_path / "b.json", urls=server.urls,
+                  progress=False)
+    manifest = json.loads((tmp_path / "b.json").read_text())
+    assert [u.rsplit("/", 1)[-1] for u in manifest["_unverified"]] == ["ds116_sub001.tgz"]
+    assert capsys.readouterr().err.count("WARNING: ") == 1
+    main(["preprocess", "--dataset", "oddball", "--raw", str(tmp_path / "b"), "--subject",
+          "sub-001", "--out", str(tmp_path / "out"), "--manifest", str(tmp_path / "b.json"),
+          "--config", json.dumps({"features": {"n_bins": 249}})])
+    assert (tmp_path / "out" / "meta.json").is_file()  # the manifest still verifies
+
+
+def test_an_archive_member_larger_than_the_cap_is_refused(served, tmp_path, monkeypatch):
+    server, _ = served
+    from eeg2fmri.data import fetch
+
+    monkeypatch.setattr(fetch, "MAX_MEMBER_BYTES", 1000)
+    with pytest.raises(DownloadError, match=r"member .* declares .* bytes, more than the 1,000"):
+        fetch_subject(get_dataset("oddball", {}), "sub-001", tmp_path, tmp_path / "m.json",
+                      urls=server.urls, progress=False)
+    assert not list(tmp_path.rglob("*.mat")) and not (tmp_path / "m.json").exists()

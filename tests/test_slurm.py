@@ -84,7 +84,7 @@ def test_a_failing_job_is_reported_and_retried_with_more_memory(cluster, tmp_pat
     r = snakemake(cluster, tmp_path, target, "--retries", "1")
     out = r.stdout + r.stderr
     assert r.returncode != 0 and "Error in rule train" in out, out[-4000:]
-    log = tmp_path / "logs/sim/train/mean_volume/fold-sub-01.log"
+    log = tmp_path / "results/logs/sim/train/mean_volume/fold-sub-01.log"
     assert f"{bold.relative_to(tmp_path)}: not a readable .npy array" in log.read_text()
     attempts = [j for j in slurm_jobs(cluster)
                 if j.get("WorkDir") == str(tmp_path) and j["JobState"] == "FAILED"]

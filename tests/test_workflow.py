@@ -141,6 +141,12 @@ def test_tiny_end_to_end_run_produces_the_table(tmp_path):
                                              "name": "rec02"}]}
     r = run(tmp_path, "--cores", "2", "--resources", "gpu=2", config=config, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
+    # a user watching sees each epoch, and the table (with its path) at the end
+    out = r.stdout + r.stderr
+    assert "e2fnet fold-sub-01 epoch 2/2: train" in out
+    assert "results/sim/summary/summary.md:" in out and "| band_ridge" in out
+    log = (tmp_path / "results/logs/sim/train/e2fnet/fold-sub-01.log").read_text()
+    assert "e2fnet fold-sub-01 epoch 1/2" in log
     for fold in (tmp_path / "results/sim").glob("*/fold-*/metrics.json"):
         m = json.loads(fold.read_text())
         assert m["provenance"]["cuda_visible_devices"] in ("0", "1")

@@ -93,12 +93,13 @@ def cmd_fetch(a: argparse.Namespace) -> None:
 
     ds = get_dataset(a.dataset, a.config, a.raw)
     if a.index:
-        print(f"{ds.name}: subjects listed in {fetch_index(ds, a.raw, urls=a.urls)}")
+        index = fetch_index(ds, a.raw, urls=a.urls, strict=a.strict)
+        print(f"{ds.name}: subjects listed in {index}")
         return
     if not a.subject or not a.manifest:
         raise InputError(None, "fetch needs --subject and --manifest (or --index)")
     files = fetch_subject(ds, a.subject, a.raw, a.manifest, urls=a.urls,
-                          local=a.local, progress=not a.no_progress)
+                          local=a.local, progress=not a.no_progress, strict=a.strict)
     print(f"{ds.name} {a.subject}: {len(files)} files verified under {a.raw}")
 
 
@@ -183,6 +184,8 @@ def parser() -> argparse.ArgumentParser:
                    help="the raw root is an existing copy: never download, only verify")
     s.add_argument("--config", type=_json, default={},
                    help="JSON of the workflow config (dataset_settings, subjects)")
+    s.add_argument("--strict", action="store_true",
+                   help="refuse files whose source publishes no checksum")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_fetch)
 

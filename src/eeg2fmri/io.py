@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from eeg2fmri.errors import InputError
 
 
 @contextmanager
@@ -21,19 +25,39 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     removed first (one job writes a given output), and the file gets the mode the umask gives,
     like any other file (mkstemp's is 0600)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
+            stale.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except OSError as e:
+        raise _unwritable(path, e) from None
     os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as e:
+        if e.errno in _STORAGE_ERRORS:
+            raise _unwritable(path, e) from None
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+_STORAGE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _unwritable(path: Path, error: OSError) -> InputError:
+    """A write that the storage refused, as one line naming the file (and the free space)."""
+    try:
+        where = path.parent if path.parent.exists() else Path(".")
+        free = f"; {shutil.disk_usage(where).free / 1e9:.1f} GB free there"
+    except OSError:
+        free = ""
+    return InputError(path, f"cannot be written: {error.strerror or error}{free}")
 
 
 def _umask() -> int:

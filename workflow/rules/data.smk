@@ -15,9 +15,9 @@ rule simulate:
         settings=lambda w: json.dumps(config["simulation"], sort_keys=True),
         out=lambda w, output: str(Path(output.description).parent),
     log:
-        "logs/sim/simulate.log",
+        f"{DATA}/logs/sim/simulate.log",
     benchmark:
-        "logs/sim/simulate.benchmark.tsv"
+        f"{DATA}/logs/sim/simulate.benchmark.tsv"
     conda:
         ENV
     shell:
@@ -34,21 +34,22 @@ rule fetch:
         raw=lambda w: raw_root(w.dataset),
         urls=json.dumps(config["download_urls"], sort_keys=True),
         local=lambda w: "--local" if is_local(w.dataset) else "",
+        strict="--strict" if config["download_strict"] else "",
         config=lambda w: json.dumps(dataset_config(w.dataset), sort_keys=True),
     wildcard_constraints:
         dataset=r"(?!sim$)[a-z0-9]+",
     resources:
         downloads=1,  # limit parallel downloads with --resources downloads=N
     log:
-        "logs/{dataset}/fetch/{subject}.log",
+        f"{DATA}/logs/{{dataset}}/fetch/{{subject}}.log",
     benchmark:
-        "logs/{dataset}/fetch/{subject}.benchmark.tsv"
+        f"{DATA}/logs/{{dataset}}/fetch/{{subject}}.benchmark.tsv"
     conda:
         ENV
     shell:
         "eeg2fmri fetch --dataset {wildcards.dataset} --subject {wildcards.subject}"
         " --raw {params.raw} --manifest {output.manifest} --urls {params.urls:q} {params.local}"
-        " --config {params.config:q} > {log} 2>&1"
+        " --config {params.config:q} {params.strict} > {log} 2>&1"
 
 
 # The participants index of a dataset whose subjects are read from it (CN-EPFL).
@@ -57,13 +58,14 @@ checkpoint index:
         f"{RAW}/{{dataset}}/participants.tsv",
     params:
         urls=json.dumps(config["download_urls"], sort_keys=True),
+        strict="--strict" if config["download_strict"] else "",
     log:
-        "logs/{dataset}/fetch/index.log",
+        f"{DATA}/logs/{{dataset}}/fetch/index.log",
     conda:
         ENV
     shell:
         "eeg2fmri fetch --index --dataset {wildcards.dataset} --raw $(dirname {output})"
-        " --urls {params.urls:q} > {log} 2>&1"
+        " --urls {params.urls:q} {params.strict} > {log} 2>&1"
 
 
 # What preprocessing will make of a dataset (eeg2fmri inspect): one row per subject and run, every
@@ -81,7 +83,7 @@ rule inspect:
         raw=lambda w: raw_root(w.dataset),
         config=lambda w: preprocess_settings(w.dataset),
     log:
-        "logs/{dataset}/inspect.log",
+        f"{RESULTS}/logs/{{dataset}}/inspect.log",
     conda:
         ENV
     shell:

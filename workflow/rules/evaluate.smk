@@ -18,7 +18,7 @@ rule evaluate:
         mem_mb=lambda w, attempt: 4000 * attempt,  # a retry (--retries) gets more
         runtime=lambda w, attempt: 30 * attempt,  # minutes
     log:
-        f"logs/{{dataset}}/evaluate/{{model}}/{{fold}}.log",
+        f"{RESULTS}/logs/{{dataset}}/evaluate/{{model}}/{{fold}}.log",
     benchmark:
         f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/evaluate.benchmark.tsv"
     conda:

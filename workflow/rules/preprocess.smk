@@ -16,9 +16,9 @@ rule preprocess:
         else "",
         out=lambda w: f"{FEATURES}/{w.dataset}/{w.subject}",
     log:
-        "logs/{dataset}/preprocess/{subject}.log",
+        f"{DATA}/logs/{{dataset}}/preprocess/{{subject}}.log",
     benchmark:
-        "logs/{dataset}/preprocess/{subject}.benchmark.tsv"
+        f"{DATA}/logs/{{dataset}}/preprocess/{{subject}}.benchmark.tsv"
     conda:
         ENV
     shell:

@@ -27,7 +27,7 @@ rule aggregate:
         code=code("aggregate"),
         features=lambda w: f"{FEATURES}/{w.dataset}",
     log:
-        "logs/{dataset}/aggregate.log",
+        f"{RESULTS}/logs/{{dataset}}/aggregate.log",
     conda:
         ENV
     shell:

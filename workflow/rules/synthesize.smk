@@ -24,7 +24,7 @@ rule synthesize:
         mem_mb=lambda w, attempt: 4000 * attempt,
         runtime=lambda w, attempt: 60 * attempt,  # minutes
     log:
-        "logs/{dataset}/synthesize/{name}.log",
+        f"{RESULTS}/logs/{{dataset}}/synthesize/{{name}}.log",
     benchmark:
         f"{RESULTS}/{{dataset}}/synthesized/{{name}}.benchmark.tsv"
     conda:

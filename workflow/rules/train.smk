@@ -22,7 +22,7 @@ rule train:
         mem_mb=lambda w, attempt: 4000 * attempt,  # a retry (--retries) gets more
         runtime=lambda w, attempt: 120 * attempt,  # minutes
     log:
-        f"logs/{{dataset}}/train/{{model}}/{{fold}}.log",
+        f"{RESULTS}/logs/{{dataset}}/train/{{model}}/{{fold}}.log",
     benchmark:
         f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/train.benchmark.tsv"
     conda:
@@ -30,4 +30,5 @@ rule train:
     shell:
         "eeg2fmri train --features {params.features} --subjects {params.subjects}"
         " --fold {wildcards.fold} --splits {params.splits:q} --spec {params.spec:q} --out $(dirname {output.model})"
-        " --device {params.device} --threads {threads} > {log} 2>&1"
+        " --device {params.device} --threads {threads} --no-progress 2>&1"
+        " | tee -a {log} | {{ grep --line-buffered ' epoch ' || true; }}"  # epochs on the terminal

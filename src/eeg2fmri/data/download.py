@@ -12,8 +12,10 @@ import hashlib
 import http.client
 import json
 import os
+import sys
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
@@ -70,13 +72,38 @@ def get_text(url: str, timeout: float = 30.0) -> str:
         return r.read().decode()
 
 
+@dataclass
+class Trust:
+    """What to do with a file its source publishes no checksum for: refuse it (`strict`), or
+    take it as it comes, say so once, loudly, and list its URL (`unverified`) so that the
+    manifest records it as trust-on-first-use."""
+
+    strict: bool = False
+    unverified: list[str] = field(default_factory=list)
+
+    def check(self, url: str) -> None:
+        """Before fetching a file that has no checksum: refuse it when strict."""
+        if self.strict:
+            raise DownloadError(None, f"{url}: the source publishes no checksum to verify it "
+                                      "against; refused (config download_strict: true)")
+
+    def record(self, url: str) -> None:
+        """A file without a checksum was taken: say so once, and list it."""
+        if url not in self.unverified:
+            self.unverified.append(url)
+            print(f"WARNING: {url}: no checksum published by the source; trusting this copy "
+                  "(trust-on-first-use, recorded in the manifest; download_strict: true "
+                  "refuses such files)", file=sys.stderr, flush=True)
+
+
 def download(url: str, dest: str | Path, *, manifest: str | Path | None = None,
              sha256: str | None = None, size: int | None = None, md5: str | None = None,
-             timeout: float = 30.0, progress: bool = True) -> Path:
+             timeout: float = 30.0, progress: bool = True, trust: Trust | None = None) -> Path:
     """Fetch `url` to `dest` unless a verified copy is already there; returns `dest`.
 
     `size` and `md5` (e.g. from an S3 listing) are checked too; a file of the wrong size is
-    fetched again, a transfer that ends early keeps its `.part` to resume from."""
+    fetched again, a transfer that ends early keeps its `.part` to resume from. A file with no
+    checksum to check goes through `trust` (default: accepted with a warning)."""
     dest = Path(dest)
     if size is not None and dest.is_file() and dest.stat().st_size != size:
         dest.unlink()  # a stale or truncated copy: fetch it again
@@ -84,8 +111,14 @@ def download(url: str, dest: str | Path, *, manifest: str | Path | None = None,
     known = read_manifest(manifest)
     key = dest.name if manifest is None else os.path.relpath(dest, manifest.parent)
     expected = sha256 or known.get(key)
+    trust = trust or Trust()
+    unchecked = sha256 is None and md5 is None
+    if unchecked:
+        trust.check(url)
     if dest.is_file():
         if expected is None or sha256sum(dest) == expected:
+            if unchecked:
+                trust.record(url)
             return dest
         raise DownloadError(dest, f"SHA-256 does not match the recorded {expected[:12]}…; "
                                   "delete the file to download it again")
@@ -132,6 +165,8 @@ def download(url: str, dest: str | Path, *, manifest: str | Path | None = None,
         raise DownloadError(None, f"{url}: SHA-256 {digest[:12]}… does not match the expected "
                                   f"{expected[:12]}…; the partial file was removed")
     os.replace(part, dest)
+    if unchecked:
+        trust.record(url)
     if manifest is not None and key not in known:
         write_json(manifest, {**read_manifest(manifest), key: digest})
     return dest

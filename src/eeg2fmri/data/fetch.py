@@ -19,10 +19,19 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 from xml.etree import ElementTree
 
 from eeg2fmri.data.datasets import DatasetSpec
-from eeg2fmri.data.download import DownloadError, download, get_text, read_manifest, sha256sum
+from eeg2fmri.data.download import (
+    CHUNK,
+    DownloadError,
+    Trust,
+    download,
+    get_text,
+    read_manifest,
+    sha256sum,
+)
 from eeg2fmri.data.readers import brainvision_files
 from eeg2fmri.errors import InputError
 from eeg2fmri.io import atomic_path, write_json
@@ -30,7 +39,7 @@ from eeg2fmri.io import atomic_path, write_json
 DEFAULT_URLS = {
     "openneuro": "https://s3.amazonaws.com/openneuro.org",
     "osf": "https://api.osf.io/v2",
-    "openfmri": "http://openfmri.s3.amazonaws.com/tarballs",
+    "openfmri": "https://openfmri.s3.amazonaws.com/tarballs",
 }
 
 
@@ -62,24 +71,27 @@ def _present(ds: DatasetSpec, root: Path, subject: str) -> bool:
 
 def fetch_subject(ds: DatasetSpec, subject: str, root: str | Path, manifest: str | Path, *,
                   urls: dict[str, str] | None = None, local: bool = False,
-                  progress: bool = True) -> list[Path]:
-    """Download `subject` (unless present), verify, and write `manifest` {relative path: sha256}.
+                  progress: bool = True, strict: bool = False) -> list[Path]:
+    """Download `subject` (unless present), verify, and write `manifest` {relative path: sha256}
+    (and, under `_unverified`, the URLs of sources that publish no checksum: trust-on-first-use;
+    `strict` refuses them instead).
 
     With `local`, `root` is an existing copy: nothing is downloaded."""
     root, manifest = Path(root), Path(manifest)
     if subject not in ds.subjects:
         raise InputError(None, f"{subject} is not a subject of {ds.name} "
                                f"({', '.join(ds.subjects)})")
+    trust = Trust(strict)
     if not _present(ds, root, subject):
         if local:
             needed_files(ds, root, subject)  # raises, naming the missing file
         if ds.source is None:
             raise InputError(root, f"{ds.name} has no download source; put the files here")
         get = {"openneuro": _openneuro, "osf": _osf, "tarball": _tarball}[ds.source.kind]
-        get(ds, subject, root, {**DEFAULT_URLS, **(urls or {})}, progress)
+        get(ds, subject, root, {**DEFAULT_URLS, **(urls or {})}, progress, trust)
     files = needed_files(ds, root, subject)
     recorded = read_manifest(manifest)
-    digests = {}
+    digests: dict[str, object] = {"_unverified": trust.unverified} if trust.unverified else {}
     for f in files:
         key = os.path.relpath(f, root)
         digests[key] = sha256sum(f)
@@ -90,13 +102,22 @@ def fetch_subject(ds: DatasetSpec, subject: str, root: str | Path, manifest: str
 
 
 def fetch_index(ds: DatasetSpec, root: str | Path, *, urls: dict[str, str] | None = None,
-                progress: bool = True) -> Path:
-    """The dataset's participants.tsv (and dataset_description.json), which name its subjects."""
+                progress: bool = True, strict: bool = False) -> Path:
+    """The dataset's participants.tsv (and dataset_description.json), which name its subjects,
+    checked against the size and MD5 of the S3 listing."""
     if ds.source is None or ds.source.kind != "openneuro":
         raise InputError(None, f"{ds.name}: only OpenNeuro datasets have a participants index")
     base = {**DEFAULT_URLS, **(urls or {})}["openneuro"].rstrip("/")
+    trust = Trust(strict)
     for name in ("dataset_description.json", "participants.tsv"):
-        download(f"{base}/{ds.source.dataset}/{name}", Path(root) / name, progress=progress)
+        key = f"{ds.source.dataset}/{name}"
+        listed = {k: (size, etag) for k, size, etag in s3_list(base, key)}
+        if key not in listed:
+            raise DownloadError(None, f"{base}: OpenNeuro {ds.source.dataset} has no {name}")
+        size, etag = listed[key]
+        md5 = etag if len(etag) == 32 and "-" not in etag else None
+        download(f"{base}/{key}", Path(root) / name, size=size, md5=md5, progress=progress,
+                 trust=trust)
     return Path(root) / "participants.tsv"
 
 
@@ -104,6 +125,8 @@ def verify_manifest(manifest: str | Path, root: str | Path) -> None:
     """Every file in the manifest still has its recorded SHA-256."""
     manifest, root = Path(manifest), Path(root)
     for key, digest in read_manifest(manifest).items():
+        if key.startswith("_"):
+            continue
         path = root / key
         if not path.is_file():
             raise InputError(path, f"recorded in {manifest} but missing; rerun the fetch rule")
@@ -143,7 +166,7 @@ def s3_list(base: str, prefix: str) -> Iterator[tuple[str, int, str]]:
 
 
 def _openneuro(ds: DatasetSpec, subject: str, root: Path, urls: dict[str, str],
-               progress: bool) -> None:
+               progress: bool, trust: Trust) -> None:
     assert ds.source is not None
     base, dsid = urls["openneuro"].rstrip("/"), ds.source.dataset
     patterns = [p.format(subject=subject, id=ds.native(subject)) for p in ds.source.include]
@@ -157,7 +180,7 @@ def _openneuro(ds: DatasetSpec, subject: str, root: Path, urls: dict[str, str],
             found += 1
             md5 = etag if len(etag) == 32 and "-" not in etag else None  # multipart: no MD5
             download(f"{base}/{urllib.parse.quote(key)}", root / rel, size=size, md5=md5,
-                     progress=progress)
+                     progress=progress, trust=trust)
     if not found:
         raise DownloadError(None, f"{base}: no files of {subject} in OpenNeuro {dsid} match "
                                   f"{', '.join(patterns)}; is {subject} part of the dataset?")
@@ -196,7 +219,7 @@ def osf_files(api: str, node: str) -> dict[str, dict]:
 
 
 def _osf(ds: DatasetSpec, subject: str, root: Path, urls: dict[str, str],
-         progress: bool) -> None:
+         progress: bool, trust: Trust) -> None:
     assert ds.source is not None
     listing = osf_files(urls["osf"], ds.source.dataset)
     nid = ds.native(subject)
@@ -208,7 +231,8 @@ def _osf(ds: DatasetSpec, subject: str, root: Path, urls: dict[str, str],
         f = listing[name]
         archive = root / ".downloads" / name
         with _locked(archive):
-            download(f["url"], archive, sha256=f["sha256"], size=f["size"], progress=progress)
+            download(f["url"], archive, sha256=f["sha256"], size=f["size"], progress=progress,
+                     trust=trust)
         n += _extract(archive, root, anchors)
     if not n:
         raise InputError(None, f"OSF project {ds.source.dataset}: no archive has files under "
@@ -216,13 +240,14 @@ def _osf(ds: DatasetSpec, subject: str, root: Path, urls: dict[str, str],
 
 
 def _tarball(ds: DatasetSpec, subject: str, root: Path, urls: dict[str, str],
-             progress: bool) -> None:
+             progress: bool, trust: Trust) -> None:
     assert ds.source is not None
     nid = ds.native(subject)
     name = ds.source.url.format(id=nid)
     archive = root / ".downloads" / name
     with _locked(archive):
-        download(f"{urls['openfmri'].rstrip('/')}/{name}", archive, progress=progress)
+        download(f"{urls['openfmri'].rstrip('/')}/{name}", archive, progress=progress,
+                 trust=trust)
     if not _extract(archive, root, [f"sub{nid}/"]):
         raise InputError(archive, f"has no members under sub{nid}/")
 
@@ -241,6 +266,28 @@ def _member_target(name: str, anchors: list[str]) -> str | None:
     return None
 
 
+MAX_MEMBER_BYTES = 64 << 30  # no recording file is larger; a bigger member is refused
+
+
+def _check_size(archive: Path, name: str, size: int) -> None:
+    if size > MAX_MEMBER_BYTES:
+        raise DownloadError(archive, f"member {name} declares {size:,} bytes, more than the "
+                                     f"{MAX_MEMBER_BYTES:,} any recording needs; refused")
+
+
+def _copy_capped(src: BinaryIO, dest: Path, archive: Path, name: str) -> None:
+    """Stream a member to `dest` in blocks, stopping at MAX_MEMBER_BYTES (whatever its header
+    declared)."""
+    written = 0
+    with open(dest, "wb") as out:
+        while block := src.read(CHUNK):
+            written += len(block)
+            if written > MAX_MEMBER_BYTES:
+                raise DownloadError(archive, f"member {name} holds more than "
+                                             f"{MAX_MEMBER_BYTES:,} bytes; refused")
+            out.write(block)
+
+
 def _extract(archive: Path, root: Path, anchors: list[str]) -> int:
     """Extract the members under `anchors`, each file written atomically; returns how many."""
     n = 0
@@ -250,18 +297,20 @@ def _extract(archive: Path, root: Path, anchors: list[str]) -> int:
                 for info in z.infolist():
                     target = _member_target(info.filename, anchors)
                     if target and not info.is_dir():
+                        _check_size(archive, info.filename, info.file_size)
                         with z.open(info) as src, atomic_path(root / target) as tmp:
-                            tmp.write_bytes(src.read())
+                            _copy_capped(src, tmp, archive, info.filename)
                         n += 1
         else:
             with tarfile.open(archive) as t:
                 for member in t:
                     target = _member_target(member.name, anchors)
                     if target and member.isfile():
+                        _check_size(archive, member.name, member.size)
                         src = t.extractfile(member)
                         assert src is not None
                         with atomic_path(root / target) as tmp:
-                            tmp.write_bytes(src.read())
+                            _copy_capped(src, tmp, archive, member.name)
                         n += 1
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
         archive.unlink(missing_ok=True)

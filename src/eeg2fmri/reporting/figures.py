@@ -43,10 +43,11 @@ def montage(metric_paths: list[Path], features: Path, path: Path, n_slices: int 
     zs = np.linspace(depth * 0.2, depth * 0.8, n_slices).round().astype(int)
     fig, axes = plt.subplots(len(rows), n_slices, figsize=(1.6 * n_slices, 1.7 * len(rows)),
                              squeeze=False)
+    image = None
     for r, (name, vol) in enumerate(rows):
         for c, z in enumerate(zs):
             ax = axes[r, c]
-            ax.imshow(vol[z].T, cmap="gray", vmin=0, vmax=1, origin="lower")
+            image = ax.imshow(vol[z].T, cmap="gray", vmin=0, vmax=1, origin="lower")
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
@@ -54,6 +55,7 @@ def montage(metric_paths: list[Path], features: Path, path: Path, n_slices: int 
             if r == 0:
                 ax.set_title(f"slice {z}", fontsize=8)
     fig.suptitle(f"{fold}, {subject} volume {t}", fontsize=9)
+    fig.colorbar(image, ax=axes, shrink=0.6, label="intensity (each volume scaled to 0..1)")
     _save(fig, path)
 
 
@@ -74,30 +76,41 @@ def metric_strips(df: pd.DataFrame, path: Path) -> None:
                       ha="right", fontsize=8)
         ax.set_title(label, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("per-fold metrics (one point per test subject)", fontsize=9)
+    fig.suptitle("Per-fold metrics of every model (one point per test subject)", fontsize=10,
+                 fontweight="bold", y=1.04)
     _save(fig, path)
 
 
 def training_curves(metric_paths: list[Path], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    """Validation (solid) and training (dashed) loss per fold; closed-form models (the
+    mean-volume baseline) as a horizontal line at their mean validation loss, the reference
+    a trained model has to get below."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
     colors: dict[str, str] = {}
+    fixed: dict[str, list[float]] = {}
     for p in sorted(metric_paths):
         log = p.parent / "train_log.csv"
         model = json.loads(p.read_text())["model"]
         if not log.is_file():
             continue
         df = pd.read_csv(log)
-        if len(df) < 2:
+        if len(df) < 2:  # fitted in closed form: one validation loss
+            fixed.setdefault(model, []).append(float(df["val_loss"].iloc[-1]))
             continue
         first = model not in colors
         color = colors.setdefault(model, f"C{len(colors)}")
         ax.plot(df["epoch"], df["val_loss"], color=color, alpha=0.7, lw=1,
                 label=model if first else None)
         ax.plot(df["epoch"], df["train_loss"], color=color, alpha=0.3, lw=1, ls="--")
+    for i, (model, losses) in enumerate(fixed.items()):
+        ax.axhline(float(np.mean(losses)), color="k", lw=1, ls=(0, (1, 2 + i)),
+                   label=f"{model} (closed form, validation)")
+    ax.plot([], [], color="0.3", lw=1, label="solid: validation loss")
+    ax.plot([], [], color="0.3", lw=1, ls="--", alpha=0.5, label="dashed: training loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (0.5·(1−SSIM) + 0.5·MSE)")
-    ax.set_title("validation (solid) and training (dashed) loss, one line per fold", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_title("Training curves, one line per fold", fontsize=9)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3)
     _save(fig, path)
 

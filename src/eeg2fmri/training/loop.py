@@ -69,8 +69,10 @@ def evaluate_loss(model: Model, data: Frames, batch_size: int, device: torch.dev
 
 def fit(model: Model, train: Frames, val: Frames, cfg: TrainConfig, *,
         checkpoint_dir: Path, log_path: Path, device: torch.device, fingerprint: str = "",
-        stop_after_epoch: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train `model`; returns the best state (by validation loss) and a summary.
+        stop_after_epoch: int | None = None, progress: bool = True, label: str = ""
+        ) -> dict[str, Any]:
+    """Train `model`; returns the best state (by validation loss) and a summary. Each epoch
+    prints one line (prefixed with `label`, e.g. the model and fold).
 
     A checkpoint is written to `checkpoint_dir/last.pt` after every epoch and picked up on the
     next call with the same `fingerprint`, so a killed job resumes where it stopped.
@@ -108,6 +110,7 @@ def fit(model: Model, train: Frames, val: Frames, cfg: TrainConfig, *,
 
     ckpt = checkpoint_dir / "last.pt"
     start, best_val, best_epoch, best_state, rows = 1, math.inf, 0, None, []
+    fit_t0, before = time.time(), 0.0  # before: seconds the killed attempts spent
     if ckpt.is_file():
         state = load_checkpoint(ckpt, device)
         if state.get("fingerprint") == fingerprint:
@@ -119,6 +122,7 @@ def fit(model: Model, train: Frames, val: Frames, cfg: TrainConfig, *,
             torch.set_rng_state(state["rng_cpu"].cpu())
             start, best_val, best_epoch = state["epoch"] + 1, state["best_val"], state["best_epoch"]
             best_state, rows = state["best_state"], state["rows"]
+            before = float(state.get("wall_s", 0.0))
             print(f"resuming from {ckpt} at epoch {start}", flush=True)
     bad_epochs = sum(1 for r in rows if r["epoch"] > best_epoch)
 
@@ -151,7 +155,8 @@ def fit(model: Model, train: Frames, val: Frames, cfg: TrainConfig, *,
         lr = next(iter(scheds.values())).get_last_lr()[0]
         rows.append({"epoch": epoch, "train_loss": running / seen, "val_loss": val_loss,
                      "lr": lr, "seconds": time.time() - t0, "best": int(improved)})
-        print(f"epoch {epoch}: train {running / seen:.4f}  val {val_loss:.4f}"
+        print(f"{label + ' ' if label else ''}epoch {epoch}/{cfg.epochs}: "
+              f"train {running / seen:.4f}  val {val_loss:.4f}"
               f"{'  *' if improved else ''}  ({rows[-1]['seconds']:.1f} s)", flush=True)
         _write_log(log_path, rows)
         _save({"fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
@@ -160,11 +165,12 @@ def fit(model: Model, train: Frames, val: Frames, cfg: TrainConfig, *,
                "scaler": {n: o.state_dict() for n, o in scalers.items()},
                "rng_cpu": torch.get_rng_state(),
                "best_val": best_val, "best_epoch": best_epoch, "best_state": best_state,
-               "rows": rows, "config": asdict(cfg)}, ckpt)
+               "rows": rows, "config": asdict(cfg), "wall_s": before + time.time() - fit_t0},
+              ckpt)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             return {"interrupted": True}
     return {"best_state": best_state, "best_epoch": best_epoch, "best_val_loss": best_val,
-            "epochs_run": len(rows), "final_state": model.state_dict()}
+            "epochs_run": len(rows), "final_state": model.state_dict(), "resumed_wall_s": before}
 
 
 def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -63,7 +63,8 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
     fp = config_mod.fingerprint({"spec": spec, "train": fold.train, "val": fold.val})
     summary = fit(model, train, val, cfg, checkpoint_dir=out_dir / "checkpoint",
                   log_path=out_dir / "train_log.csv", device=dev, fingerprint=fp,
-                  stop_after_epoch=stop_after_epoch, progress=progress)
+                  stop_after_epoch=stop_after_epoch, progress=progress,
+                  label=f"{spec['name']} {fold.name}")
     if summary.get("interrupted"):
         return None
     state = summary["best_state"]
@@ -90,7 +91,8 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
         "summary": {"best_epoch": summary["best_epoch"], "epochs_run": summary["epochs_run"],
                     "best_val_loss": summary["best_val_loss"], "trust": summary.get("trust"),
                     "n_parameters": count_parameters(model), "n_train_pairs": len(train.index),
-                    "wall_s": time.time() - t0, "device": str(dev)},
+                    "wall_s": time.time() - t0 + summary.get("resumed_wall_s", 0.0),
+                    "device": str(dev)},
         "provenance": provenance(dev),
     }
     save_record(out_dir / "model.pt", record)
