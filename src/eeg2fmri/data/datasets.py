@@ -42,6 +42,12 @@ NAME_PATTERN = r"^[a-z][a-z0-9]*$"  # dataset names: folder names and a Snakemak
 SUBJECT_PATTERN = r"^sub-[A-Za-z0-9]+$"
 
 
+def format_by_extension(path: Path) -> str | None:
+    """The EEG format a file name's extension says (EEG_EXTENSIONS), if any."""
+    name = path.name.lower()
+    return next((fmt for ext, fmt in EEG_EXTENSIONS.items() if name.endswith(ext)), None)
+
+
 @dataclass(frozen=True)
 class RunFiles:
     """One recording run of a subject: its label and the EEG and BOLD files."""
@@ -99,10 +105,9 @@ class DatasetSpec:
     def format_of(self, path: Path) -> str:
         if self.eeg_format != "auto":
             return self.eeg_format
-        name = path.name.lower()
-        for ext, fmt in EEG_EXTENSIONS.items():
-            if name.endswith(ext):
-                return fmt
+        fmt = format_by_extension(path)
+        if fmt is not None:
+            return fmt
         raise InputError(path, f"unknown EEG file type; set {self.key('eeg_format')} "
                                f"(one of {', '.join(sorted(set(EEG_EXTENSIONS.values())))})")
 

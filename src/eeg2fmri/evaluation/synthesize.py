@@ -11,7 +11,6 @@ and predicted in chunks, so long recordings run in bounded memory.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ import torch
 from tqdm import tqdm
 
 from eeg2fmri import __version__
-from eeg2fmri.data.datasets import EEG_EXTENSIONS
+from eeg2fmri.data.datasets import format_by_extension
+from eeg2fmri.data.download import sha256sum
 from eeg2fmri.data.readers import match_markers, open_raw, raw_markers, read_samples
 from eeg2fmri.device import pick_device
 from eeg2fmri.errors import InputError
@@ -32,9 +32,8 @@ from eeg2fmri.io import save_nifti, write_json
 from eeg2fmri.models.base import SequenceBatch
 from eeg2fmri.preprocess.eeg import window_samples, window_spectra
 from eeg2fmri.preprocess.fmri import from_volumes
+from eeg2fmri.preprocess.pairing import irregular_intervals
 from eeg2fmri.record import load_model
-
-SPACING_TOLERANCE = 0.01  # fraction of fs*TR a marker interval may deviate
 
 
 @dataclass
@@ -69,8 +68,7 @@ def _onsets(markers: dict[str, np.ndarray], marker: str | None, fs: float, tr: f
         found = match_markers(markers, marker)
     if len(found) >= 2:
         spv = fs * tr
-        gaps = np.diff(found)
-        off = np.flatnonzero(np.abs(gaps - spv) > SPACING_TOLERANCE * spv)
+        off = irregular_intervals(found, spv)
         if len(off):
             raise InputError(path, f"volume markers {marker!r} are not fs*TR = {spv:g} samples "
                                    f"apart ({len(off)} interval(s) differ, the first after "
@@ -90,8 +88,7 @@ def read_windows(path: Path, record: dict[str, Any], *, start: float = 0.0,
                  progress: bool = True) -> Windows:
     """The recording's windows as the model reads them (spectra or raw), normalised."""
     eeg = record["eeg"]
-    fmt = fmt or next((f for ext, f in EEG_EXTENSIONS.items()
-                       if path.name.lower().endswith(ext)), None)
+    fmt = fmt or format_by_extension(path)
     if fmt is None or fmt == "mat":
         raise InputError(path, "unknown EEG file type; pass --format (brainvision, edf, bdf, "
                                "eeglab, fif)")
@@ -158,14 +155,6 @@ def predict_windows(model: torch.nn.Module, record: dict[str, Any], windows: np.
     return out
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def synthesize(model_path: Path, eeg_path: Path, out_path: Path, *, start: float = 0.0,
                marker: str | None = None, fmt: str | None = None, seed: int | None = None,
                device: str = "auto", progress: bool = True) -> dict[str, Any]:
@@ -197,7 +186,7 @@ def synthesize(model_path: Path, eeg_path: Path, out_path: Path, *, start: float
         "arch": record["arch"], "params": record["params"], "dataset": record.get("dataset"),
         "fold": record["fold"]["name"], "training_subjects": list(record["fold"]["train"]),
         "validation_subject": record["fold"]["val"], "features": record["spec"]["features"],
-        "recording": str(eeg_path), "recording_sha256": sha256(eeg_path),
+        "recording": str(eeg_path), "recording_sha256": sha256sum(eeg_path),
         "channels": list(record["eeg"]["channels"]), "channels_dropped": win.channels_dropped,
         "resampled_from_hz": win.resampled_from, "fs": record["eeg"]["fs"],
         "windows": win.source, "n_windows": len(win.features), "n_volumes": len(volumes),

@@ -12,7 +12,7 @@ from typing import Any
 
 from eeg2fmri.data.datasets import DatasetSpec
 from eeg2fmri.errors import InputError
-from eeg2fmri.preprocess.pairing import Problem, RunPlan, plan_run
+from eeg2fmri.preprocess.pairing import Problem, RunPlan, consistency, plan_run
 
 COLUMNS = ["subject", "run", "eeg", "bold", "format", "fs_hz", "channels", "dropped_channels",
            "eeg_s", "markers", "marker_spacing", "volumes", "tr_header", "tr_sidecar",
@@ -64,29 +64,8 @@ def inspect_dataset(ds: DatasetSpec, root: str | Path, pairing: str = "markers"
             plans.append(plan)
             rows.append(_row(plan, root))
             problems += plan.problems
-    problems += _consistency(ds, [p for p in plans if not p.problems])
+    problems += consistency(ds, [p for p in plans if not p.problems])
     return rows, problems
-
-
-def _consistency(ds: DatasetSpec, plans: list[RunPlan]) -> list[Problem]:
-    """Every subject must give windows of one shape: same channels in the same order, fs, TR."""
-    if not plans:
-        return []
-    ref, out = plans[0], []
-    for p in plans[1:]:
-        if [c.lower() for c in p.channels] != [c.lower() for c in ref.channels]:
-            same = sorted(c.lower() for c in p.channels) == sorted(c.lower() for c in ref.channels)
-            out.append(Problem(p.eeg, (
-                f"channels {'in another order than' if same else 'differ from'} {ref.eeg.name} "
-                f"({len(p.channels)} vs {len(ref.channels)} kept); list them under "
-                f"{ds.key('keep_channels')} to use one set in one order")))
-        if p.fs != ref.fs:
-            out.append(Problem(p.eeg, f"sampling rate {p.fs:g} Hz differs from {ref.eeg.name} "
-                                      f"({ref.fs:g} Hz); windows would differ in length"))
-        if abs(p.tr - ref.tr) > 1e-3:
-            out.append(Problem(p.bold, f"TR {p.tr:g} s differs from {ref.bold.name} "
-                                       f"({ref.tr:g} s)"))
-    return out
 
 
 def write_tables(rows: list[dict[str, Any]], problems: list[Problem], out: Path) -> str:

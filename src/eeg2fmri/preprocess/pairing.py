@@ -109,6 +109,34 @@ def select_channels(ds: DatasetSpec, names: list[str], path: Path
     return kept, [n for n in names if n not in kept]
 
 
+def irregular_intervals(onsets: np.ndarray, spv: float) -> np.ndarray:
+    """Indices k of the intervals onsets[k] -> onsets[k+1] that are not fs*TR (`spv`) samples."""
+    return np.flatnonzero(np.abs(np.diff(onsets) - spv) > SPACING_TOLERANCE * spv)
+
+
+def consistency(ds: DatasetSpec, plans: list[RunPlan]) -> list[Problem]:
+    """Runs (of one subject, or of a dataset) must give windows of one shape: the same channels
+    in the same order, fs and TR as the first."""
+    if not plans:
+        return []
+    ref, out = plans[0], []
+    for p in plans[1:]:
+        if [c.lower() for c in p.channels] != [c.lower() for c in ref.channels]:
+            same = sorted(c.lower() for c in p.channels) == sorted(c.lower() for c in ref.channels)
+            out.append(Problem(p.eeg, (
+                f"channels {'in another order than' if same else 'differ from'} {ref.eeg.name} "
+                f"({len(p.channels)} vs {len(ref.channels)} kept); list them under "
+                f"{ds.key('keep_channels')} to use one set in one order")))
+        if p.fs != ref.fs:
+            out.append(Problem(p.eeg, f"sampling rate {p.fs:g} Hz differs from {ref.eeg.name} "
+                                      f"({ref.fs:g} Hz); windows would differ in length"))
+        if abs(p.tr - ref.tr) > 1e-3:
+            out.append(Problem(p.bold, f"TR {p.tr:g} s differs from {ref.bold.name} "
+                                       f"({ref.tr:g} s)"))
+    return out
+
+
+
 def plan_run(ds: DatasetSpec, subject: str, run: RunFiles, pairing: str = "markers"
              ) -> RunPlan:
     """The pairing of one run from headers and markers; problems are collected, not raised."""
@@ -233,7 +261,7 @@ def _marker_pairs(ds: DatasetSpec, plan: RunPlan, rec: EEGRecording, markers: np
             "file is truncated or belongs to another recording")))
         return None, np.zeros(0, np.int64)
     gaps = np.diff(markers)
-    off = np.flatnonzero(np.abs(gaps - spv) > SPACING_TOLERANCE * spv)
+    off = irregular_intervals(markers, spv)
     if len(off):
         k = int(off[0])
         plan.problems.append(Problem(plan.eeg, (

@@ -17,7 +17,7 @@ from eeg2fmri.errors import InputError
 from eeg2fmri.io import save_npy, write_json
 from eeg2fmri.preprocess.eeg import decimate, window_samples, window_spectra
 from eeg2fmri.preprocess.fmri import dct_reduce, minmax_per_volume, to_volumes
-from eeg2fmri.preprocess.pairing import RunPlan, plan_run, read_eeg
+from eeg2fmri.preprocess.pairing import RunPlan, consistency, plan_run, read_eeg
 
 
 def subject_plans(ds: DatasetSpec, root: Path, subject: str, pairing: str = "markers"
@@ -79,15 +79,9 @@ def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path,
         plan.raise_first()
         for note in plan.notes:
             print(f"{subject} {plan.run or 'run'}: {note}", file=sys.stderr)
+    for problem in consistency(ds, plans)[:1]:
+        raise InputError(problem.path, problem.message)
     first = plans[0]
-    for plan in plans[1:]:
-        if [c.lower() for c in plan.channels] != [c.lower() for c in first.channels]:
-            raise InputError(plan.eeg, f"channels differ from run {first.run!r} of {subject} "
-                                       f"({first.eeg.name}); list them in "
-                                       f"{ds.key('keep_channels')} to fix one order")
-        if abs(plan.tr - first.tr) > 1e-3 or plan.fs != first.fs:
-            raise InputError(plan.eeg, f"fs {plan.fs:g} Hz / TR {plan.tr:g} s differ from run "
-                                       f"{first.run!r} ({first.fs:g} Hz / {first.tr:g} s)")
     runs = []
     for plan in plans:
         runs.append(_run_features(ds, plan, n_bins=n_bins))
