@@ -7,6 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from eeg2fmri.config import config_errors
+from eeg2fmri.io import unwritable
 
 min_version("9.0")
 
@@ -18,6 +19,11 @@ SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 if problems := config_errors(config, str(SCHEMA)):
     raise WorkflowError("invalid configuration:\n  " + "\n  ".join(problems))
 validate(config, str(SCHEMA))  # fills in the schema's defaults
+# Snakemake keeps its state in .snakemake/ of the working directory (and crashes with a
+# traceback where it cannot create it): say so in one line instead, dry runs included.
+if why := unwritable(Path.cwd()):
+    raise WorkflowError(f"the working directory cannot be written ({why}): run snakemake from, "
+                        "or point -d/--directory at, a folder you can write")
 
 
 include: "workflow/rules/common.smk"
@@ -27,6 +33,14 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/synthesize.smk"
+
+
+onstart:
+    # Every run writes its logs and tables under results_root: refuse before the first job.
+    if why := unwritable(RESULTS):
+        raise WorkflowError(f"results_root '{RESULTS}' cannot be written ({why}): set "
+                            "results_root in config.yaml (or --config results_root=...) to a "
+                            "folder you can write")
 
 
 onsuccess:

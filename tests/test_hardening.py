@@ -4,6 +4,7 @@ the report's dependency, fixtures inside the repository."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import tomllib
@@ -18,7 +19,7 @@ from eeg2fmri.errors import InputError
 from eeg2fmri.io import atomic_path, save_nifti, write_json
 from eeg2fmri.training.loop import clear_checkpoint
 
-from .conftest import FIXTURES, REPO
+from .conftest import FIXTURES, REPO, tool_env
 
 
 def test_stale_temp_files_of_an_output_are_removed_when_it_is_written_again(tmp_path):
@@ -121,3 +122,88 @@ def test_a_full_disk_during_a_verb_is_one_line(tmp_path, capsys, monkeypatch):
                  '{"n_subjects": 3, "n_volumes": 30, "n_channels": 2, "grid": [8, 8, 8]}'])
     err = capsys.readouterr().err
     assert code == 2 and "No space left on device" in err and len(err.strip().splitlines()) == 1
+
+
+def _as_a_user_without_write_access(folder) -> list[str]:
+    """Make `folder` read-only; the command prefix under which that holds (root ignores file
+    modes unless it drops CAP_DAC_OVERRIDE, which setpriv does)."""
+    import shutil
+    import subprocess
+
+    folder.chmod(0o555)
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root without setpriv cannot be denied a write")
+        prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+    probe = subprocess.run([*prefix, "touch", str(folder / "probe")], capture_output=True)
+    if probe.returncode == 0:
+        pytest.skip("this machine cannot deny a write to this process")
+    return prefix
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("where", ["working directory", "results_root"])
+def test_a_read_only_folder_stops_the_run_in_one_line_naming_it(tmp_path, where):
+    """Snakemake itself crashed with a traceback on a read-only working directory, and stopped
+    after building the DAG with a bare PermissionError on a read-only results folder."""
+    import subprocess
+
+    from .test_workflow import SNAKEMAKE, TINY_CONFIG
+
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({**TINY_CONFIG, "results_root": str(tmp_path / "ro/results")}))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (tmp_path / "ro").mkdir()
+    prefix = _as_a_user_without_write_access(workdir if where == "working directory"
+                                             else tmp_path / "ro")
+    r = subprocess.run([*prefix, *SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+                        "--cores", "1", "--configfile", str(config)],
+                       capture_output=True, text=True, timeout=300, env=tool_env())
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "Traceback" not in out
+    if where == "results_root":
+        assert "results_root" in out and f"{tmp_path / 'ro'}: Permission denied" in out
+        assert not list(tmp_path.glob("work/data/*"))  # stopped before the first job
+    else:
+        assert f"the working directory cannot be written ({workdir}: Permission denied)" in out
+    (tmp_path / "ro").chmod(0o755)
+    workdir.chmod(0o755)
+
+
+@pytest.mark.workflow
+def test_after_snakemake_is_killed_the_profiles_sequence_finishes_the_run(tmp_path):
+    """kill -9 of Snakemake leaves its lock: the profile alone stops on it; `--unlock`, then the
+    profile (rerun-incomplete), finishes the run. The profile's comment gives that sequence."""
+    import signal
+    import subprocess
+    import time
+
+    from .test_workflow import SNAKEMAKE, TINY_CONFIG
+
+    profile = REPO / "workflow/profiles/workstation"
+    sequence = "--profile workflow/profiles/workstation --unlock"
+    assert sequence in (profile / "config.yaml").read_text()
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({**TINY_CONFIG, "models": ["e2fnet", "mean_volume"]}))
+    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path / "w"), "--profile",
+           str(profile), "--cores", "2", "--configfile", str(config)]
+    env = tool_env()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env=env)
+    deadline = time.time() + 240
+    while not list(tmp_path.glob("w/results/logs/sim/train/*/*.log")) and \
+            proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and its running jobs
+    proc.wait()
+    assert not (tmp_path / "w/results/sim/summary/summary.md").exists(), "killed too late"
+
+    locked = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+    unlock = subprocess.run([*cmd, "--unlock"], capture_output=True, timeout=300, env=env)
+    assert unlock.returncode == 0
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert (tmp_path / "w/results/sim/summary/summary.md").is_file()

@@ -60,6 +60,21 @@ def _unwritable(path: Path, error: OSError) -> InputError:
     return InputError(path, f"cannot be written: {error.strerror or error}{free}")
 
 
+def unwritable(folder: str | Path) -> str | None:
+    """Why files cannot be created in `folder` (or in its nearest existing parent, where it
+    does not exist yet), or None. Probes with a real temporary file: permission bits, ACLs,
+    read-only mounts and a full disk all show, for root too where it lacks the capability."""
+    where = Path(folder).absolute()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        with tempfile.TemporaryFile(dir=where, prefix=".eeg2fmri-probe."):
+            pass
+    except OSError as e:
+        return f"{where}: {e.strerror or e}"
+    return None
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

@@ -14,6 +14,9 @@ from eeg2fmri.evaluation import metrics
 from eeg2fmri.models.completion import interpolate
 from eeg2fmri.sequences import SequenceDataset
 
+# What the tasks table reports per frame (the volumetric SSIM is in the main table only).
+TASK_PER_VOLUME = ("ssim", "psnr", "rmse")
+
 
 @torch.no_grad()
 def predict_task(model: torch.nn.Module, data: SequenceDataset, task: str,
@@ -35,7 +38,8 @@ def score_task(pred: np.ndarray, targets: np.ndarray, known: np.ndarray, mask: n
     """Per-frame SSIM/PSNR/RMSE on unknown frames, voxel temporal correlation over each run's
     unknown frames, and the largest deviation from a known frame (0 up to float rounding)."""
     unknown = ~known
-    scores = metrics.compute(pred[unknown], targets[unknown], mask, groups=runs[unknown])
+    scores = metrics.compute(pred[unknown], targets[unknown], mask, groups=runs[unknown],
+                             per_volume=TASK_PER_VOLUME)
     err = float(np.abs(pred[known] - targets[known]).max()) if known.any() else 0.0
     return {**scores["mean"], "known_max_abs_err": err}
 
