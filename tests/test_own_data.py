@@ -43,10 +43,11 @@ def planted(subject_index: int) -> int:
 
 def write_subject(root: Path, sub: str, i: int, *, fmt: str = "brainvision",
                   n_vol: int = N_VOL, n_markers: int | None = None, task: str = "motor",
-                  lead_s: float = LEAD_S) -> dict[str, Path]:
+                  lead_s: float = LEAD_S, order: list[int] | None = None) -> dict[str, Path]:
     """One BIDS subject: EEG (43 channels + ECG at 1 kHz, markers 'Comment/Volume' for
     SKIP dropped dummy volumes and then every volume), and a NIfTI run of `n_vol` volumes. A 10 Hz
-    burst fills the EEG window of volume `planted(i)` and a bright spot that volume."""
+    burst fills the EEG window of volume `planted(i)` and a bright spot that volume. `order`
+    writes the channels in another order (each keeps its own data)."""
     rng = np.random.default_rng(i)
     n_markers = n_vol + SKIP if n_markers is None else n_markers
     lead = int(lead_s * FS) - SKIP * SPV  # the dummy volumes' markers come first
@@ -56,19 +57,22 @@ def write_subject(root: Path, sub: str, i: int, *, fmt: str = "brainvision",
     t = np.arange(SPV) / FS
     data[:N_EEG, onset:onset + SPV] += 4e-5 * np.sin(2 * np.pi * 10 * t)
     markers = [lead + k * SPV for k in range(n_markers)]
+    names = list(CHANNELS)
+    if order is not None:
+        data, names = data[order], [CHANNELS[k] for k in order]
     eeg_dir, func = root / sub / "eeg", root / sub / "func"
     eeg_dir.mkdir(parents=True, exist_ok=True)
     func.mkdir(parents=True, exist_ok=True)
     base = f"{sub}_task-{task}"
     if fmt == "brainvision":
         pybv.write_brainvision(
-            data=data, sfreq=FS, ch_names=CHANNELS, fname_base=f"{base}_eeg",
+            data=data, sfreq=FS, ch_names=names, fname_base=f"{base}_eeg",
             folder_out=eeg_dir, overwrite=True, unit="µV", resolution=0.01,
             events=[{"onset": m, "description": MARKER["description"], "type": MARKER["type"]}
                     for m in markers])
         eeg = eeg_dir / f"{base}_eeg.vhdr"
     else:
-        info = mne.create_info(CHANNELS, FS, ["eeg"] * N_EEG + ["ecg"])
+        info = mne.create_info(names, FS, ["ecg" if c == "ECG" else "eeg" for c in names])
         raw = mne.io.RawArray(data, info, verbose="error")
         raw.set_annotations(mne.Annotations(np.array(markers) / FS, 0.0,
                                             MARKER["description"]))
@@ -316,6 +320,54 @@ def test_header_tr_against_sidecar_names_both(tmp_path):
     assert "TR in the NIfTI header is 2 s but sidecar" in problem and "says 2.5 s" in problem
     assert "dataset_settings.mystudy.tr" in problem
     assert _problems(root, tr=2.0) == []
+
+
+def test_subjects_with_channels_in_another_order_are_not_combined_until_told(tmp_path):
+    """Each subject's runs agree with each other, so preprocessing passes per subject; the
+    subjects disagree (sub-02 recorded its channels in reverse order). inspect, training and
+    evaluation each refuse naming keep_channels; with it, sub-02's store equals the same
+    recording written in the usual order."""
+    from eeg2fmri.evaluation.predict import evaluate_fold
+    from eeg2fmri.training.folds import loso_fold
+    from eeg2fmri.training.trainer import train_fold
+
+    from .conftest import tiny_spec
+
+    reverse = [*range(N_EEG - 1, -1, -1), N_EEG]  # the EEG channels reversed, ECG last
+    root = tmp_path / "ds"
+    for i, sub in enumerate(("sub-01", "sub-02", "sub-03")):
+        write_subject(root, sub, i, order=reverse if sub == "sub-02" else None)
+    [problem] = _problems(root)
+    assert "sub-02_task-motor_eeg.vhdr" in problem and "in another order" in problem
+    assert "dataset_settings.mystudy.keep_channels" in problem
+
+    ds = get_dataset("mystudy", declared(root))
+    feats = tmp_path / "features"
+    for sub in ds.subjects:  # each subject alone is consistent
+        preprocess_subject(ds, root, sub, feats / sub, n_bins=40)
+    spec = tiny_spec(epochs=1)
+    spec["features"].update(n_bins=40, context=2)
+    with pytest.raises(InputError, match=r"sub-02's EEG windows do not match sub-03 .*another "
+                                         r"order \(position 0: EEG42 vs EEG00\).*keep_channels"):
+        train_fold(spec, loso_fold(ds.subjects, "sub-01"), feats, tmp_path / "m")  # val sub-02
+    fold = loso_fold(ds.subjects, "sub-02")  # trained on sub-01, validated on sub-03: alike
+    train_fold(spec, fold, feats, tmp_path / "m2", progress=False)
+    with pytest.raises(InputError, match=r"sub-02's EEG windows do not match the model"):
+        evaluate_fold(tmp_path / "m2" / "model.pt", [feats / "sub-02"], tmp_path / "x.json",
+                      tmp_path / "x.nii.gz", device="cpu")
+    assert not (tmp_path / "x.json").exists()
+
+    keep = CHANNELS[:N_EEG]
+    told = get_dataset("mystudy", declared(root, keep_channels=keep))
+    assert [str(p) for p in inspect_dataset(told, root)[1]] == []
+    preprocess_subject(told, root, "sub-02", tmp_path / "told", n_bins=40)
+    usual = tmp_path / "usual"
+    write_subject(usual, "sub-02", 1)
+    preprocess_subject(get_dataset("mystudy", declared(usual, keep_channels=keep)), usual,
+                       "sub-02", tmp_path / "usual-store", n_bins=40)
+    a, b = SubjectFeatures.open(tmp_path / "told"), SubjectFeatures.open(tmp_path / "usual-store")
+    assert a.meta["channels"] == keep == b.meta["channels"]
+    np.testing.assert_array_equal(np.asarray(a.eeg), np.asarray(b.eeg))
 
 
 def test_an_eeg_run_without_bold_is_reported(tmp_path):

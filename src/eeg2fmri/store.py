@@ -41,6 +41,7 @@ class SubjectFeatures:
     meta: dict[str, Any]
     raw: np.ndarray
     clean: np.ndarray | None = None
+    directory: Path | None = None
 
     def release(self) -> None:
         """Unmap the pages read so far (see `release_pages`)."""
@@ -65,7 +66,49 @@ class SubjectFeatures:
             raise InputError(d / "meta.json", f"not readable JSON ({e}); rerun preprocess") from e
         clean = _load(d / "clean.npy", "r") if (d / "clean.npy").is_file() else None
         return cls(subject or d.name, _load(d / "eeg.npy", "r"), _load(d / "bold.npy", "r"),
-                   _load(d / "mask.npy", None), meta, _load(d / "raw.npy", "r"), clean)
+                   _load(d / "mask.npy", None), meta, _load(d / "raw.npy", "r"), clean, d)
+
+
+def check_same_eeg(subjects: list[SubjectFeatures], reference: dict[str, Any] | None = None,
+                   reference_name: str = "") -> None:
+    """Subjects whose windows go through one model must mean the same thing by them: the same
+    channels in the same order, sampling rate, TR, window length and frequency bins as the first
+    subject (or as `reference`, a model record's "eeg"). Each subject is preprocessed on its own,
+    so nothing else compares them; a mismatch is one error naming both and the key to set."""
+    if not subjects:
+        return
+    if reference is None:
+        first, subjects = subjects[0], subjects[1:]
+        reference, reference_name = first.meta, f"{first.subject} ({_where(first)})"
+    for subj in subjects:
+        meta, problems = subj.meta, []
+        ours, theirs = list(meta["channels"]), list(reference["channels"])
+        if ours != theirs:
+            if sorted(ours) == sorted(theirs):
+                i = next(i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b)
+                problems.append(f"channels in another order (position {i}: {ours[i]} vs "
+                                f"{theirs[i]})")
+            else:
+                missing = [c for c in theirs if c not in ours]
+                extra = [c for c in ours if c not in theirs]
+                problems.append(f"{len(ours)} channels vs {len(theirs)} (missing {missing[:5]}, "
+                                f"extra {extra[:5]})")
+        for key, unit, tol in (("fs", " Hz", 1e-6), ("tr", " s", 1e-3),
+                               ("window_samples", " samples", 0)):
+            if abs(float(meta[key]) - float(reference[key])) > tol:
+                problems.append(f"{key} {meta[key]:g}{unit} vs {reference[key]:g}{unit}")
+        if list(meta["bins"]) != list(reference["bins"]):
+            problems.append(f"frequency bins {meta['bins']} vs {reference['bins']}")
+        if problems:
+            dataset = meta.get("dataset") or "<dataset>"
+            raise InputError(_where(subj), (
+                f"{subj.subject}'s EEG windows do not match {reference_name}: "
+                f"{'; '.join(problems)}. Preprocess every subject alike (one channel list in one "
+                f"order: dataset_settings.{dataset}.keep_channels), then rerun"))
+
+
+def _where(subj: SubjectFeatures) -> Path:
+    return (subj.directory or Path(subj.subject)) / "meta.json"
 
 
 def release_pages(array: np.ndarray) -> None:

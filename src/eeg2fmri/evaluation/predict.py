@@ -19,7 +19,7 @@ from eeg2fmri.preprocess.fmri import from_volumes
 from eeg2fmri.provenance import provenance
 from eeg2fmri.record import load_model
 from eeg2fmri.sequences import SequenceDataset, SequenceTasks
-from eeg2fmri.store import SubjectFeatures
+from eeg2fmri.store import SubjectFeatures, check_same_eeg
 
 
 @torch.no_grad()
@@ -41,6 +41,7 @@ def evaluate_fold(model_path: Path, test_dirs: list[Path], metrics_path: Path, p
         raise ValueError(f"{model_path} was trained for fold {record['fold']['name']} (test "
                          f"subjects {', '.join(expected)}), not for "
                          f"{', '.join(t.subject for t in tests)}")
+    check_same_eeg(tests, record["eeg"], f"the model it was trained as ({model_path})")
     masks = [t.mask for t in tests]
     if any(m.shape != masks[0].shape for m in masks):
         raise ValueError(f"test subjects of {record['fold']['name']} have different grids")

@@ -16,7 +16,7 @@ from eeg2fmri.models.base import Model
 from eeg2fmri.provenance import provenance
 from eeg2fmri.record import save_record
 from eeg2fmri.sequences import SequenceDataset, SequenceTasks
-from eeg2fmri.store import SubjectFeatures
+from eeg2fmri.store import SubjectFeatures, check_same_eeg
 from eeg2fmri.training.folds import Fold
 from eeg2fmri.training.loop import clear_checkpoint, fit, seed_everything
 
@@ -36,6 +36,7 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
     cfg = config_mod.train_config(spec)
     train_subj = open_subjects(features_dir, fold.train)
     val_subj = open_subjects(features_dir, [fold.val])
+    check_same_eeg(train_subj + val_subj)
     norm = EEGNorm.fit(feats["eeg_norm"], train_subj)
     shuffle_seed = cfg.seed if spec["shuffle_eeg"] else None
     params = dict(spec["params"])

@@ -1,0 +1,86 @@
+"""What the summary figures show: curves.png explains its line styles in a legend and draws the
+mean-volume baseline as the reference to get below; metrics.png's title belongs to the figure,
+not to its middle panel; the montage has a colour bar. Figures are inspected as matplotlib
+objects just before they are saved."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from eeg2fmri.evaluation.predict import evaluate_fold
+from eeg2fmri.reporting import figures
+from eeg2fmri.training.folds import loso_fold
+from eeg2fmri.training.trainer import train_fold
+
+from .conftest import TINY, arch_spec
+
+
+@pytest.fixture(scope="module")
+def fold_results(tiny_features, tmp_path_factory):
+    """A trained model (e2fnet, 3 epochs) and the mean-volume baseline on fold sub-02, laid out
+    as results/<model>/<fold>/."""
+    root = tmp_path_factory.mktemp("results")
+    fold = loso_fold(TINY.subject_ids(), "sub-02")
+    paths = []
+    for arch in ("e2fnet", "mean_volume"):
+        out = root / arch / fold.name
+        train_fold(arch_spec(arch), fold, tiny_features, out, progress=False)
+        evaluate_fold(out / "model.pt", [tiny_features / "sub-02"], out / "metrics.json",
+                      out / "predictions.nii.gz", device="cpu")
+        paths.append(out / "metrics.json")
+    return paths
+
+
+@pytest.fixture
+def drawn(monkeypatch, tmp_path):
+    """The figures as drawn, by file name, instead of PNG files."""
+    figs: dict[str, plt.Figure] = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: figs.__setitem__(path.name, fig))
+    yield figs
+    for fig in figs.values():
+        plt.close(fig)
+
+
+def test_curves_explain_the_line_styles_and_draw_the_mean_volume_reference(fold_results,
+                                                                           drawn, tmp_path):
+    figures.training_curves(fold_results, tmp_path / "curves.png")
+    ax = drawn["curves.png"].axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "e2fnet" in labels and "solid: validation loss" in labels
+    assert "dashed: training loss" in labels
+    assert "mean_volume (closed form, validation)" in labels
+    baseline = pd.read_csv(fold_results[1].parent / "train_log.csv")["val_loss"].iloc[-1]
+    [ref] = [line for line in ax.get_lines()
+             if line.get_label() == "mean_volume (closed form, validation)"]
+    assert list(ref.get_ydata()) == pytest.approx([baseline] * 2)  # horizontal, at its loss
+    trained = [line for line in ax.get_lines() if line.get_label() == "e2fnet"]
+    assert len(trained[0].get_xdata()) == 3  # one point per epoch
+
+
+def test_the_metrics_title_is_the_figures_and_each_panel_names_its_metric(fold_results, drawn,
+                                                                         tmp_path):
+    from eeg2fmri.reporting.aggregate import per_fold_table
+
+    figures.metric_strips(per_fold_table(fold_results), tmp_path / "metrics.png")
+    fig = drawn["metrics.png"]
+    assert fig.get_suptitle().startswith("Per-fold metrics of every model")
+    assert [ax.get_title() for ax in fig.axes] == ["SSIM (2-D)", "PSNR (dB)", "voxel corr."]
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks[:2] == ["e2fnet", "mean_volume"] and "ceiling" in ticks
+
+
+def test_the_montage_has_a_colour_bar_with_the_intensity_scale(fold_results, tiny_features,
+                                                              drawn, tmp_path):
+    figures.montage(fold_results, tiny_features, tmp_path / "montage.png", n_slices=3)
+    fig = drawn["montage.png"]
+    images = [ax for ax in fig.axes if ax.get_images()]
+    assert len(images) == 3 * 3  # truth + 2 models, 3 slices each
+    [bar] = [ax for ax in fig.axes if not ax.get_images()]
+    assert "intensity" in bar.get_ylabel()
+    assert [images[3 * r].get_ylabel() for r in range(3)] == ["truth", "e2fnet", "mean_volume"]
+    meta = json.loads(fold_results[0].read_text())
+    assert fig.get_suptitle().startswith(f"{meta['fold']}, ")
