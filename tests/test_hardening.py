@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import stat
 import tomllib
 
@@ -207,3 +208,34 @@ def test_after_snakemake_is_killed_the_profiles_sequence_finishes_the_run(tmp_pa
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert (tmp_path / "w/results/sim/summary/summary.md").is_file()
+
+
+def test_a_really_full_disk_is_one_line_and_leaves_no_temp_file(tmp_path):
+    """A 48 KiB tmpfs (its own mount namespace; needs root or user namespaces): the simulation
+    fills it. Each of two runs stops with one line naming the file and the free space, and no
+    temporary file is left to keep the disk full."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    settings = json.dumps({"n_subjects": 3, "n_volumes": 30, "n_channels": 2, "grid": [8, 8, 8]})
+    simulate = f"{sys.executable} -m eeg2fmri.cli simulate --out {disk}/sim --settings '{settings}'"
+    script = (f"mount -t tmpfs -o size=48k tmpfs {disk} || exit 99; "
+              f"for i in 1 2; do {simulate}; echo \"rc=$?\"; done; "
+              f"echo left:; find {disk} -name '.*'")
+    r = subprocess.run(["unshare", "-m", "--map-root-user", "sh", "-c", script]
+                       if os.geteuid() != 0 else ["unshare", "-m", "sh", "-c", script],
+                       capture_output=True, text=True, timeout=300, env=tool_env())
+    if r.returncode == 99 or "rc=" not in r.stdout:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()[:200]}")
+    assert r.stdout.count("rc=2") == 2, r.stdout + r.stderr
+    errors = r.stderr.strip().splitlines()
+    assert len(errors) == 2 and all(
+        re.search(rf"simulate: error: {re.escape(str(disk))}/sim/\S+: cannot be written: "
+                  r"(No space left on device|short write, the disk may be full \(.*\)); "
+                  r"0\.0 GB free there", e) for e in errors), errors
+    assert r.stdout.split("left:")[1].split() == []

@@ -47,6 +47,30 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextmanager
+def atomic_files(folder: str | Path, stem: str, last: str = "") -> Iterator[Path]:
+    """An empty temporary folder in `folder` for a writer that makes several files at once
+    (BrainVision's .eeg/.vmrk/.vhdr); when the block succeeds its files are renamed into `folder`
+    (the one ending in `last` after the others), else it is removed. Any OSError while writing
+    is one line naming the folder (numpy's short writes on a full disk carry no errno)."""
+    folder = Path(folder)
+    tmp = folder / f".{stem}.files.tmp"
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)  # left by a killed writer
+        tmp.mkdir(parents=True)
+    except OSError as e:
+        raise _unwritable(folder / stem, e) from None
+    try:
+        yield tmp
+        for f in sorted(tmp.iterdir(), key=lambda f: (f.name.endswith(last) and bool(last),
+                                                      f.name)):
+            os.replace(f, folder / f.name)
+    except OSError as e:
+        raise _unwritable(folder / stem, e) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 _STORAGE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
@@ -57,7 +81,8 @@ def _unwritable(path: Path, error: OSError) -> InputError:
         free = f"; {shutil.disk_usage(where).free / 1e9:.1f} GB free there"
     except OSError:
         free = ""
-    return InputError(path, f"cannot be written: {error.strerror or error}{free}")
+    reason = error.strerror or f"short write, the disk may be full ({error})"
+    return InputError(path, f"cannot be written: {reason}{free}")
 
 
 def unwritable(folder: str | Path) -> str | None:
@@ -103,6 +128,12 @@ def write_json(path: str | Path, obj: Any) -> None:
 def write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
+    """Compressed .npz, atomically."""
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
 
 
 def save_npy(path: str | Path, array: np.ndarray) -> None:

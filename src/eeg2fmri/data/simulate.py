@@ -24,7 +24,7 @@ import pybv
 from scipy import ndimage, stats
 
 from eeg2fmri.data.sim_settings import CHANNELS, SOURCES, TASK, SimConfig
-from eeg2fmri.io import save_nifti, write_json, write_text
+from eeg2fmri.io import atomic_files, save_nifti, save_npz, write_json, write_text
 
 SIGMA_TISSUE = 0.33  # S/m, conductivity of the infinite homogeneous medium of the lead field
 
@@ -202,14 +202,11 @@ def write_dataset(cfg: SimConfig, root: str | Path) -> list[str]:
         truth = root / "derivatives" / "truth" / sub / "func"
         base = f"{sub}_task-{TASK}"
         events = [{"onset": int(o), "description": 128, "type": "Response"} for o in sim["onsets"]]
-        tmp_dir = eeg_dir / f".tmp-{base}"
-        pybv.write_brainvision(
-            data=sim["eeg"], sfreq=cfg.fs, ch_names=names, fname_base=f"{base}_eeg",
-            folder_out=tmp_dir, overwrite=True, events=events, resolution=0.01, unit="µV",
-        )
-        for f in sorted(tmp_dir.iterdir()):  # rename into place: .eeg/.vmrk first, .vhdr last
-            f.replace(eeg_dir / f.name)
-        tmp_dir.rmdir()
+        with atomic_files(eeg_dir, f"{base}_eeg", last=".vhdr") as tmp_dir:
+            pybv.write_brainvision(
+                data=sim["eeg"], sfreq=cfg.fs, ch_names=names, fname_base=f"{base}_eeg",
+                folder_out=tmp_dir, overwrite=True, events=events, resolution=0.01, unit="µV",
+            )
         write_json(eeg_dir / f"{base}_eeg.json", {
             "TaskName": TASK, "SamplingFrequency": cfg.fs, "EEGChannelCount": len(names),
             "EEGReference": "simulated average", "PowerLineFrequency": 50,
@@ -222,8 +219,8 @@ def write_dataset(cfg: SimConfig, root: str | Path) -> list[str]:
         save_nifti(truth / f"{base}_desc-noiseless_bold.nii.gz", sim["clean"], aff, cfg.tr)
         save_nifti(truth / f"{sub}_desc-brain_mask.nii.gz", sim["mask"].astype(np.float32), aff,
                      None)
-        np.savez_compressed(truth / f"{base}_desc-sources.npz", drives=sim["drives"],
-                            powers=sim["powers"], env_fs=sim["env_fs"], onsets=sim["onsets"])
+        save_npz(truth / f"{base}_desc-sources.npz", drives=sim["drives"],
+                 powers=sim["powers"], env_fs=sim["env_fs"], onsets=sim["onsets"])
     write_text(root / "participants.tsv",
                "participant_id\n" + "".join(f"{s}\n" for s in subjects))
     write_json(root / "derivatives" / "truth" / "dataset_description.json",
