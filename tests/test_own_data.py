@@ -76,8 +76,10 @@ def write_subject(root: Path, sub: str, i: int, *, fmt: str = "brainvision",
         raw = mne.io.RawArray(data, info, verbose="error")
         raw.set_annotations(mne.Annotations(np.array(markers) / FS, 0.0,
                                             MARKER["description"]))
-        eeg = eeg_dir / f"{base}_eeg.edf"
-        mne.export.export_raw(eeg, raw, fmt="edf", overwrite=True, verbose="error")
+        eeg = eeg_dir / f"{base}_eeg.{'set' if fmt == 'eeglab' else fmt}"
+        mne.export.export_raw(eeg, raw, fmt=fmt, overwrite=True, verbose="error")
+        if fmt == "eeglab":
+            _samples_to_fdt(eeg)
     vols = np.full((*GRID, n_vol), 100.0, dtype=np.float32)
     vols[2:10, 2:10, 1:5] = 500.0 + rng.random((8, 8, 4, n_vol)).astype(np.float32)
     vols[4:6, 4:6, 2, planted(i)] = 2000.0
@@ -89,6 +91,19 @@ def write_subject(root: Path, sub: str, i: int, *, fmt: str = "brainvision",
     (func / f"{base}_bold.json").write_text(json.dumps({"RepetitionTime": TR,
                                                         "TaskName": task}))
     return {"eeg": eeg, "bold": bold}
+
+
+def _samples_to_fdt(set_file: Path) -> None:
+    """Move an EEGLAB .set's samples into a separate .fdt (float32, channels fastest), the way
+    EEGLAB saves large recordings."""
+    import scipy.io
+
+    m = scipy.io.loadmat(set_file, appendmat=False)
+    data = np.asarray(m.pop("data"), dtype="<f4")
+    data.T.tofile(set_file.with_suffix(".fdt"))
+    scipy.io.savemat(set_file, {**{k: v for k, v in m.items() if not k.startswith("__")},
+                                "data": set_file.with_suffix(".fdt").name},
+                     appendmat=False, oned_as="row")
 
 
 def make_study(root: Path, n_subjects: int = 3) -> Path:
@@ -185,6 +200,8 @@ def test_unknown_dataset_is_one_line_through_the_cli(tmp_path, capsys):
      "'dataset_settings.mystudy.root' is required"),
     ({"dataset_settings": {"mystudy": {"root": "x", "volume_markr": "R128"}}},
      "'dataset_settings.mystudy.volume_markr' is not a known setting"),
+    ({"datasets": ["logs"], "dataset_settings": {"logs": {"root": "x"}}},
+     "'datasets.0': 'logs' is the name of results_root's log folder"),
 ])
 def test_dataset_config_errors_are_one_line(tmp_path, config, message):
     r = run(tmp_path, "-n", config=config)
@@ -298,6 +315,21 @@ def test_paper_pairing_warns_with_the_offset_when_markers_exist(tmp_path, capsys
     first = LEAD_S - SKIP * TR
     assert f"paper pairing ignores the {N_VOL + SKIP} volume markers" in err
     assert f"{first:.2f} s after the EEG start, a shift of {first / TR:.1f} volumes" in err
+
+
+def test_eeglab_samples_in_an_fdt_pair_and_a_truncated_fdt_is_refused(tmp_path):
+    root, files = _one_subject(tmp_path, fmt="eeglab")
+    fdt = files["eeg"].with_suffix(".fdt")
+    assert fdt.is_file() and _problems(root) == []
+    _preprocess(root, tmp_path / "out")
+    store = SubjectFeatures.open(tmp_path / "out")
+    assert int(np.asarray(store.eeg).sum(axis=(1, 2)).argmax()) == planted(0)
+    size = fdt.stat().st_size
+    with open(fdt, "r+b") as f:
+        f.truncate(size // 2)
+    [problem] = _problems(root)  # MNE itself fails only when reading samples ("report a bug")
+    assert str(fdt) in problem and f"{size // 2:,} bytes" in problem and f"{size:,}" in problem
+    assert f"{len(CHANNELS)} channels" in problem and "truncated" in problem
 
 
 def test_header_channel_count_disagreeing_with_its_channels_is_named(tmp_path):

@@ -104,6 +104,7 @@ def config_errors(cfg: dict[str, Any], schema_path: str) -> list[str]:
 
 
 DATASET_NAME = "^[a-z][a-z0-9]*$"
+RESERVED_NAMES = ("logs",)  # results_root/logs/ holds the job logs beside results_root/<dataset>/
 
 
 def dataset_errors(cfg: dict[str, Any]) -> list[str]:
@@ -114,7 +115,10 @@ def dataset_errors(cfg: dict[str, Any]) -> list[str]:
     known = [*BUILTIN_NAMES, *(n for n in declared if n not in BUILTIN_NAMES)]
     lines = []
     for i, name in enumerate(cfg.get("datasets") or []):
-        if name not in known:
+        if name in RESERVED_NAMES:
+            lines.append(f"config key 'datasets.{i}': {name!r} is the name of results_root's "
+                         "log folder; give the dataset another name")
+        elif name not in known:
             lines.append(f"config key 'datasets.{i}': dataset {name!r} is neither built-in nor "
                          f"declared under dataset_settings (known: {', '.join(known)})")
     for section in ("subjects", "raw_roots"):

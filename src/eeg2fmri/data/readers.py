@@ -174,6 +174,24 @@ def check_edf(path: Path) -> None:
                                "file is truncated")
 
 
+def check_eeglab(path: Path, raw: mne.io.BaseRaw) -> None:
+    """An EEGLAB .set whose samples lie in a separate .fdt: the .fdt's size against the header
+    (channels x samples x 4 bytes). MNE reads the header alone and fails only when the samples
+    are read, asking for a bug report."""
+    data = Path(raw.filenames[0])
+    if data.suffix.lower() != ".fdt":
+        return  # samples inside the .set
+    if not data.is_file():
+        raise InputError(data, f"does not exist, but {path.name} keeps its samples there")
+    n_channels, n_samples = raw.info["nchan"], raw.n_times
+    expected = n_channels * n_samples * 4
+    size = data.stat().st_size
+    if size != expected:
+        raise InputError(data, f"is {size:,} bytes but {path.name} declares {n_channels} channels "
+                               f"x {n_samples} samples x 4 bytes = {expected:,}: the file is "
+                               f"{'truncated' if size < expected else 'longer than its header'}")
+
+
 _MNE_READERS = {"brainvision": "read_raw_brainvision", "edf": "read_raw_edf",
                 "bdf": "read_raw_bdf", "eeglab": "read_raw_eeglab", "fif": "read_raw_fif"}
 
@@ -203,6 +221,8 @@ def open_raw(path: str | Path, fmt: str) -> Iterator[mne.io.BaseRaw]:
                                                      verbose="error")
         except Exception as e:  # mne raises many types for malformed files
             raise InputError(path, f"could not be read as {fmt} EEG: {e}") from None
+        if fmt == "eeglab":
+            check_eeglab(path, raw)
         yield raw
     finally:
         if repaired is not None:
