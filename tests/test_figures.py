@@ -57,6 +57,7 @@ def test_curves_explain_the_line_styles_and_draw_the_mean_volume_reference(fold_
     [ref] = [line for line in ax.get_lines()
              if line.get_label() == "mean_volume (closed form, validation)"]
     assert list(ref.get_ydata()) == pytest.approx([baseline] * 2)  # horizontal, at its loss
+    assert ax.get_yscale() == "log"  # losses near the baseline's and far above it both show
     trained = [line for line in ax.get_lines() if line.get_label() == "e2fnet"]
     assert len(trained[0].get_xdata()) == 3  # one point per epoch
 

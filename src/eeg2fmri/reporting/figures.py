@@ -108,7 +108,8 @@ def training_curves(metric_paths: list[Path], path: Path) -> None:
     ax.plot([], [], color="0.3", lw=1, label="solid: validation loss")
     ax.plot([], [], color="0.3", lw=1, ls="--", alpha=0.5, label="dashed: training loss")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (0.5·(1−SSIM) + 0.5·MSE)")
+    ax.set_yscale("log")  # models near the baseline (~0.02) and far from it (~0.5) both show
+    ax.set_ylabel("loss (0.5·(1−SSIM) + 0.5·MSE), log scale")
     ax.set_title("Training curves, one line per fold", fontsize=9)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3)
