@@ -402,6 +402,26 @@ def test_subjects_with_channels_in_another_order_are_not_combined_until_told(tmp
     np.testing.assert_array_equal(np.asarray(a.eeg), np.asarray(b.eeg))
 
 
+def test_the_eeg_layout_check_names_each_difference_and_ignores_case():
+    from eeg2fmri.store import check_same_eeg
+
+    def subject(name: str, **meta: object) -> SubjectFeatures:
+        base = {"channels": ["Fp1", "Fp2", "Cz"], "fs": 250.0, "tr": 2.0, "window_samples": 500,
+                "bins": [1, 250], "dataset": "mystudy"}
+        empty = np.zeros(0)
+        return SubjectFeatures(name, empty, empty, empty, {**base, **meta}, empty)
+
+    check_same_eeg([subject("sub-01"), subject("sub-02", channels=["FP1", "fp2", "CZ"])])
+    with pytest.raises(InputError) as e:
+        check_same_eeg([subject("sub-01"), subject("sub-02", channels=["Fp1", "Cz", "O1"],
+                                                     fs=500.0, window_samples=1000)])
+    message = str(e.value)
+    assert "sub-02's EEG windows do not match sub-01" in message
+    assert "3 channels vs 3 (missing ['Fp2'], extra ['O1'])" in message
+    assert "fs 500 Hz vs 250 Hz" in message and "window_samples 1000 samples vs 500" in message
+    assert "dataset_settings.mystudy.keep_channels" in message
+
+
 def test_an_eeg_run_without_bold_is_reported(tmp_path):
     root, _ = _one_subject(tmp_path)
     write_subject(root, "sub-01", 0, task="rest")

@@ -82,15 +82,17 @@ def check_same_eeg(subjects: list[SubjectFeatures], reference: dict[str, Any] | 
         reference, reference_name = first.meta, f"{first.subject} ({_where(first)})"
     for subj in subjects:
         meta, problems = subj.meta, []
-        ours, theirs = list(meta["channels"]), list(reference["channels"])
+        # names as the files spell them; an electrode is the same whatever its case
+        ours = [c.lower() for c in meta["channels"]]
+        theirs = [c.lower() for c in reference["channels"]]
         if ours != theirs:
             if sorted(ours) == sorted(theirs):
                 i = next(i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b)
-                problems.append(f"channels in another order (position {i}: {ours[i]} vs "
-                                f"{theirs[i]})")
+                problems.append(f"channels in another order (position {i}: "
+                                f"{meta['channels'][i]} vs {reference['channels'][i]})")
             else:
-                missing = [c for c in theirs if c not in ours]
-                extra = [c for c in ours if c not in theirs]
+                missing = [c for c in reference["channels"] if c.lower() not in ours]
+                extra = [c for c in meta["channels"] if c.lower() not in theirs]
                 problems.append(f"{len(ours)} channels vs {len(theirs)} (missing {missing[:5]}, "
                                 f"extra {extra[:5]})")
         for key, unit, tol in (("fs", " Hz", 1e-6), ("tr", " s", 1e-3),
