@@ -41,8 +41,8 @@ def montage(metric_paths: list[Path], features: Path, path: Path, n_slices: int 
         rows.append((m["model"], to_volumes(np.asarray(pred))))
     depth = rows[0][1].shape[0]
     zs = np.linspace(depth * 0.2, depth * 0.8, n_slices).round().astype(int)
-    fig, axes = plt.subplots(len(rows), n_slices, figsize=(1.6 * n_slices, 1.7 * len(rows)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(rows), n_slices, figsize=(1.6 * n_slices, 1.5 * len(rows)),
+                             squeeze=False, layout="constrained")  # title close to the grid
     image = None
     for r, (name, vol) in enumerate(rows):
         for c, z in enumerate(zs):
