@@ -420,6 +420,7 @@ def test_the_eeg_layout_check_names_each_difference_and_ignores_case():
     assert "3 channels vs 3 (missing ['Fp2'], extra ['O1'])" in message
     assert "fs 500 Hz vs 250 Hz" in message and "window_samples 1000 samples vs 500" in message
     assert "dataset_settings.mystudy.keep_channels" in message
+    assert "dataset_settings.mystudy.decimate" in message and "features.n_bins" not in message
 
 
 def test_an_eeg_run_without_bold_is_reported(tmp_path):

@@ -81,7 +81,8 @@ def check_same_eeg(subjects: list[SubjectFeatures], reference: dict[str, Any] | 
         first, subjects = subjects[0], subjects[1:]
         reference, reference_name = first.meta, f"{first.subject} ({_where(first)})"
     for subj in subjects:
-        meta, problems = subj.meta, []
+        meta, problems, hints = subj.meta, [], []
+        key = f"dataset_settings.{meta.get('dataset') or '<dataset>'}"
         # names as the files spell them; an electrode is the same whatever its case
         ours = [c.lower() for c in meta["channels"]]
         theirs = [c.lower() for c in reference["channels"]]
@@ -95,18 +96,24 @@ def check_same_eeg(subjects: list[SubjectFeatures], reference: dict[str, Any] | 
                 extra = [c for c in meta["channels"] if c.lower() not in theirs]
                 problems.append(f"{len(ours)} channels vs {len(theirs)} (missing {missing[:5]}, "
                                 f"extra {extra[:5]})")
-        for key, unit, tol in (("fs", " Hz", 1e-6), ("tr", " s", 1e-3),
-                               ("window_samples", " samples", 0)):
-            if abs(float(meta[key]) - float(reference[key])) > tol:
-                problems.append(f"{key} {meta[key]:g}{unit} vs {reference[key]:g}{unit}")
+            hints.append(f"one channel list in one order for every subject: {key}.keep_channels")
+        for name, unit, tol in (("fs", " Hz", 1e-6), ("tr", " s", 1e-3),
+                                ("window_samples", " samples", 0)):
+            if abs(float(meta[name]) - float(reference[name])) > tol:
+                problems.append(f"{name} {meta[name]:g}{unit} vs {reference[name]:g}{unit}")
+        if any(p.startswith(("fs ", "window_samples ")) for p in problems):
+            hints.append(f"one sampling rate: resample the recordings to one rate ({key}.decimate "
+                         "divides every subject's rate by one factor)")
+        if any(p.startswith("tr ") for p in problems):
+            hints.append("one TR: subjects scanned with different TRs cannot share a model")
         if list(meta["bins"]) != list(reference["bins"]):
             problems.append(f"frequency bins {meta['bins']} vs {reference['bins']}")
+            hints.append("one features.n_bins: rerun preprocessing for every subject")
         if problems:
-            dataset = meta.get("dataset") or "<dataset>"
             raise InputError(_where(subj), (
                 f"{subj.subject}'s EEG windows do not match {reference_name}: "
-                f"{'; '.join(problems)}. Preprocess every subject alike (one channel list in one "
-                f"order: dataset_settings.{dataset}.keep_channels), then rerun"))
+                f"{'; '.join(problems)}. Preprocess every subject alike ({'; '.join(hints)}), "
+                "then rerun"))
 
 
 def _where(subj: SubjectFeatures) -> Path:
