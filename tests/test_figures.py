@@ -1,6 +1,7 @@
 """What the summary figures show: curves.png explains its line styles in a legend and draws the
 mean-volume baseline as the reference to get below; metrics.png's title belongs to the figure,
-not to its middle panel; the montage has a colour bar. Figures are inspected as matplotlib
+not to its middle panel; the montage has a colour bar; the time courses show each model at the
+most variable voxel with its correlation. Figures are inspected as matplotlib
 objects just before they are saved."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -85,3 +87,26 @@ def test_the_montage_has_a_colour_bar_with_the_intensity_scale(fold_results, tin
     assert [images[3 * r].get_ylabel() for r in range(3)] == ["truth", "e2fnet", "mean_volume"]
     meta = json.loads(fold_results[0].read_text())
     assert fig.get_suptitle().startswith(f"{meta['fold']}, ")
+
+
+def test_the_time_courses_show_each_models_correlation_at_the_most_variable_voxel(
+        fold_results, tiny_features, drawn, tmp_path):
+    import nibabel as nib
+
+    figures.timecourses(fold_results, tiny_features, tmp_path / "timecourse.png")
+    fig = drawn["timecourse.png"]
+    assert [ax.get_ylabel() for ax in fig.axes] == ["e2fnet", "mean_volume"]
+    # the voxel: the most variable of the test subject's measured brain voxels
+    meta = json.loads(fold_results[0].read_text())
+    times = [t for _, t in meta["pairs"]]
+    bold = np.load(tiny_features / "sub-02" / "bold.npy")[times]
+    mask = np.load(tiny_features / "sub-02" / "mask.npy")
+    v = int(bold[:, mask].std(0).argmax())
+    z, x, y = (int(a[v]) for a in np.nonzero(mask))
+    assert f"voxel ({z}, {x}, {y})" in fig.get_suptitle()
+    pred = np.asarray(nib.load(fold_results[0].parent / "predictions.nii.gz").dataobj)
+    r = np.corrcoef(bold[:, z, x, y], pred[x, y, z, :])[0, 1]
+    labels = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert labels == [f"r = {r:.2f}", "r = 0.00"]  # the baseline: a flat line, r = 0
+    flat = fig.axes[1].get_lines()[1].get_ydata()
+    assert np.ptp(flat) == 0

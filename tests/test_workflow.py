@@ -156,7 +156,7 @@ def test_tiny_end_to_end_run_produces_the_table(tmp_path):
     table = (summary / "summary.md").read_text()
     for name in ("e2fnet", "band_ridge", "mean_volume", "shuffled_eeg", "ceiling"):
         assert name in table
-    for fig in ("montage.png", "metrics.png", "curves.png"):
+    for fig in ("montage.png", "timecourse.png", "metrics.png", "curves.png"):
         assert (summary / fig).stat().st_size > 1000
     assert (tmp_path / "results/sim/e2fnet/fold-sub-01/predictions.nii.gz").is_file()
     synth = tmp_path / "results/sim/synthesized/rec02.nii.gz"

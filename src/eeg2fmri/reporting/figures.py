@@ -1,5 +1,6 @@
-"""Figures: slice montage (truth vs each model), per-fold metric strips, training curves, and
-for sequence models the time courses of each task."""
+"""Figures: slice montage (truth vs each model), time courses at the most variable voxel,
+per-fold metric strips, training curves, and for sequence models the time courses of each
+task."""
 
 from __future__ import annotations
 
@@ -56,6 +57,50 @@ def montage(metric_paths: list[Path], features: Path, path: Path, n_slices: int 
                 ax.set_title(f"slice {z}", fontsize=8)
     fig.suptitle(f"{fold}, {subject} volume {t}", fontsize=9)
     fig.colorbar(image, ax=axes, shrink=0.6, label="intensity (each volume scaled to 0..1)")
+    _save(fig, path)
+
+
+def timecourses(metric_paths: list[Path], features: Path, path: Path) -> None:
+    """First fold, its test subject's most variable brain voxel: the measured time course and
+    each model's, each as z-scores (its own mean and SD), with that voxel's correlation. What
+    voxel corr. measures, seen: a model that uses the EEG follows the measured fluctuations, a
+    control does not (a constant prediction is a flat line)."""
+    runs = [(json.loads(p.read_text()), p) for p in metric_paths]
+    fold = sorted({m["fold"] for m, _ in runs})[0]
+    runs = [(m, p) for m, p in runs if m["fold"] == fold]
+    pairs = runs[0][0]["pairs"]
+    subject = pairs[0][0]
+    rows = [i for i, (s, _) in enumerate(pairs) if s == subject]
+    bold = np.load(features / subject / "bold.npy", mmap_mode="r")
+    mask = np.load(features / subject / "mask.npy")
+    truth = np.asarray(bold[[pairs[i][1] for i in rows]])[:, mask]
+    v = int(truth.std(0).argmax())
+    where = tuple(int(a[v]) for a in np.nonzero(mask))
+
+    def z(x: np.ndarray) -> tuple[np.ndarray, float]:
+        x = x - x.mean()
+        sd = x.std()
+        return (x / sd if sd > 0 else x), sd
+
+    t = np.arange(len(rows))
+    fig, axes = plt.subplots(len(runs), 1, figsize=(8, 1.2 * len(runs) + 0.6), sharex=True,
+                             squeeze=False, layout="constrained")
+    measured, _ = z(truth[:, v])
+    for ax, (m, p) in zip(axes[:, 0], runs, strict=True):
+        pred = np.asarray(nib.load(p.parent / "predictions.nii.gz").dataobj)  # X, Y, Z, T
+        series = pred[where[1], where[2], where[0], rows]
+        model, sd = z(series)
+        r = float(np.mean(measured * model)) if sd > 0 else 0.0
+        ax.plot(t, measured, color="k", lw=1, label="measured")
+        ax.plot(t, model, color="C3", lw=1, label="predicted")
+        ax.set_ylabel(m["model"], fontsize=7, rotation=0, ha="right", va="center")
+        ax.text(1.01, 0.5, f"r = {r:.2f}", transform=ax.transAxes, fontsize=8, va="center")
+        ax.set_yticks([])
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, ncol=2, loc="upper right")
+    axes[-1, 0].set_xlabel(f"test volume of {subject}")
+    fig.suptitle(f"{fold}: the most variable voxel {where} (z, x, y), each series z-scored",
+                 fontsize=9)
     _save(fig, path)
 
 
@@ -153,6 +198,7 @@ def task_timecourses(metric_paths: list[Path], path: Path) -> None:
 def make_figures(metric_paths: list[Path], features: Path, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     montage(metric_paths, features, out_dir / "montage.png")
+    timecourses(metric_paths, features, out_dir / "timecourse.png")
     metric_strips(per_fold_table(metric_paths), out_dir / "metrics.png")
     training_curves(metric_paths, out_dir / "curves.png")
     task_timecourses(metric_paths, out_dir / "tasks.png")
