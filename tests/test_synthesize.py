@@ -10,6 +10,7 @@ import nibabel as nib
 import numpy as np
 import pybv
 import pytest
+import torch
 
 from eeg2fmri.cli import main
 from eeg2fmri.evaluation.predict import evaluate_fold
@@ -143,3 +144,41 @@ def test_every_architecture_synthesizes_what_it_evaluates(arch, tiny_features, t
                progress=False)
     np.testing.assert_allclose(_volumes(tmp_path / "s.nii.gz"),
                                _volumes(tmp_path / "pred.nii.gz"), atol=1e-5)
+
+
+def test_a_recording_at_the_training_recordings_rate_is_decimated_as_preprocessing_did(
+        tmp_path):
+    """A model trained on EEG recorded at 2 fs and decimated by 2 (dataset_settings decimate):
+    its own recordings synthesize what evaluation predicts, read chunk by chunk (decimated
+    around each chunk only) exactly as in one piece."""
+    from dataclasses import replace
+
+    from eeg2fmri.data.datasets import get_dataset
+    from eeg2fmri.data.sim_settings import VOLUME_MARKER
+    from eeg2fmri.data.simulate import write_dataset
+    from eeg2fmri.evaluation.synthesize import read_windows
+    from eeg2fmri.preprocess.store import preprocess_subject
+    from eeg2fmri.record import load_model
+
+    fast = replace(TINY, fs=2 * TINY.fs)
+    write_dataset(fast, tmp_path / "raw")
+    ds = get_dataset("fast", {"dataset_settings": {"fast": {
+        "root": str(tmp_path / "raw"), "volume_marker": VOLUME_MARKER, "decimate": 2}}})
+    for s in ds.subjects:
+        preprocess_subject(ds, tmp_path / "raw", s, tmp_path / "features" / s, n_bins=60)
+    out = tmp_path / "model"
+    train_fold(arch_spec("e2fnet", epochs=1), loso_fold(ds.subjects, "sub-01"),
+               tmp_path / "features", out, device="cpu", progress=False)
+    evaluate_fold(out / "model.pt", [tmp_path / "features" / "sub-01"], out / "metrics.json",
+                  out / "predictions.nii.gz", device="cpu")
+    _, record = load_model(out / "model.pt", torch.device("cpu"))
+    assert record["eeg"]["fs"] == TINY.fs and record["eeg"]["decimate"] == 2
+    eeg = _eeg(tmp_path / "raw")
+    whole = read_windows(eeg, record, chunk=10_000, progress=False)
+    pieces = read_windows(eeg, record, chunk=3, progress=False)
+    np.testing.assert_array_equal(pieces.features, whole.features)
+    side = synthesize(out / "model.pt", eeg, tmp_path / "synth.nii.gz", device="cpu",
+                      progress=False)
+    assert side["resampled_from_hz"] == 2 * TINY.fs
+    np.testing.assert_allclose(_volumes(tmp_path / "synth.nii.gz"),
+                               _volumes(out / "predictions.nii.gz"), atol=1e-5)

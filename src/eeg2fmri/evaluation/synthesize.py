@@ -2,7 +2,9 @@
 
 The recording's channels are matched to the model's montage by name (case-insensitive,
 reordered; extra channels dropped; a missing one is an error naming every missing channel), a
-different sampling rate is resampled to the model's with MNE, and windows of fs*TR samples are
+recording at the rate the training recordings had (the model's rate x the `decimate` factor its
+preprocessing applied) is decimated as preprocessing did, chunk by chunk (equal to decimating the
+whole recording); any other rate is resampled whole with MNE; windows of fs*TR samples are
 cut at the recording's volume markers when it has them, else every TR from `start`. Volume t is
 predicted from the `context` windows before it, exactly as in training and evaluation; the
 first `context` windows have no full context and give no volume. Windows are read, transformed
@@ -30,7 +32,7 @@ from eeg2fmri.errors import InputError
 from eeg2fmri.frames import EEGNorm
 from eeg2fmri.io import save_nifti, write_json
 from eeg2fmri.models.base import SequenceBatch
-from eeg2fmri.preprocess.eeg import window_samples, window_spectra
+from eeg2fmri.preprocess.eeg import decimate, window_samples, window_spectra
 from eeg2fmri.preprocess.fmri import from_volumes
 from eeg2fmri.preprocess.pairing import irregular_intervals
 from eeg2fmri.record import load_model
@@ -100,7 +102,12 @@ def read_windows(path: Path, record: dict[str, Any], *, start: float = 0.0,
         fs = float(raw.info["sfreq"])
         picks, extra = match_channels(list(eeg["channels"]), list(raw.ch_names), path)
         markers = raw_markers(raw)
-        if fs != model_fs:  # resample the whole recording (MNE), then window it
+        factor = int(eeg.get("decimate", 1))
+        decimated = factor >= 2 and abs(fs - factor * model_fs) < 1e-6 * fs
+        if decimated:  # the training recordings' rate: decimate as preprocessing did
+            markers = {k: np.round(v / factor).astype(np.int64) for k, v in markers.items()}
+            data, n_samples = None, -(-int(raw.n_times) // factor)
+        elif fs != model_fs:  # resample the whole recording (MNE), then window it
             import mne
 
             data = mne.filter.resample(read_samples(raw, path, picks), up=model_fs, down=fs,
@@ -113,13 +120,18 @@ def read_windows(path: Path, record: dict[str, Any], *, start: float = 0.0,
         onsets, source = _onsets(markers, marker, model_fs, tr, n_samples, n_win, start, path)
         if len(onsets) == 0:
             raise InputError(path, f"no complete {n_win}-sample window ({source})")
+        if decimated:  # as many samples read per chunk as at the model's rate
+            chunk = max(1, chunk // factor)
         parts = []
         bar = tqdm(range(0, len(onsets), chunk), desc=f"windows of {path.name}", unit="chunk",
                    disable=not (progress and sys.stderr.isatty()), leave=False)
         for i in bar:
             part = onsets[i:i + chunk]
             a, b = int(part[0]), int(part[-1]) + n_win
-            block = data[:, a:b] if data is not None else read_samples(raw, path, picks, a, b)
+            if decimated:
+                block = _decimated(raw, path, picks, a, b, factor)
+            else:
+                block = data[:, a:b] if data is not None else read_samples(raw, path, picks, a, b)
             block = block * 1e6  # microvolts, as in the features store
             rel = part - a
             x = (window_samples(block, rel, n_win) if eeg["input"] == "raw"
@@ -127,6 +139,19 @@ def read_windows(path: Path, record: dict[str, Any], *, start: float = 0.0,
             parts.append(norm(x).astype(np.float32))
     return Windows(np.concatenate(parts), onsets / model_fs, source, extra,
                    None if fs == model_fs else fs)
+
+
+def _decimated(raw: Any, path: Path, picks: list[str], a: int, b: int, factor: int
+               ) -> np.ndarray:
+    """Samples [a, b) at the decimated rate, from the recording's samples around them only:
+    resample_poly's filter reaches 10 x factor input samples to each side, so with a margin of
+    12 x factor the kept samples equal those of decimating the whole recording."""
+    pad = 12 * factor
+    start = max(a * factor - pad, 0)
+    stop = min(b * factor + pad, int(raw.n_times))
+    out = decimate(read_samples(raw, path, picks, start, stop), factor)
+    skip = (a * factor - start) // factor
+    return out[:, skip:skip + b - a]
 
 
 @torch.no_grad()
