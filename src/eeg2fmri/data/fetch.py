@@ -111,11 +111,10 @@ def fetch_index(ds: DatasetSpec, root: str | Path, *, urls: dict[str, str] | Non
     trust = Trust(strict)
     for name in ("dataset_description.json", "participants.tsv"):
         key = f"{ds.source.dataset}/{name}"
-        listed = {k: (size, etag) for k, size, etag in s3_list(base, key)}
+        listed = {k: (size, md5) for k, size, md5 in s3_list(base, key)}
         if key not in listed:
             raise DownloadError(None, f"{base}: OpenNeuro {ds.source.dataset} has no {name}")
-        size, etag = listed[key]
-        md5 = etag if len(etag) == 32 and "-" not in etag else None
+        size, md5 = listed[key]
         download(f"{base}/{key}", Path(root) / name, size=size, md5=md5, progress=progress,
                  trust=trust)
     return Path(root) / "participants.tsv"
@@ -145,8 +144,9 @@ def _check(path: Path, digest: str, recorded: str, manifest: Path) -> None:
 S3 = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
 
-def s3_list(base: str, prefix: str) -> Iterator[tuple[str, int, str]]:
-    """(key, size, etag) of every object under `prefix` (ListObjectsV2, paginated)."""
+def s3_list(base: str, prefix: str) -> Iterator[tuple[str, int, str | None]]:
+    """(key, size, MD5) of every object under `prefix` (ListObjectsV2, paginated). The MD5 is
+    the ETag where that is one; a multipart upload's ETag ("<hex>-<parts>") is not: None."""
     token = None
     while True:
         query = {"list-type": "2", "prefix": prefix}
@@ -158,8 +158,9 @@ def s3_list(base: str, prefix: str) -> Iterator[tuple[str, int, str]]:
         except ElementTree.ParseError as e:
             raise DownloadError(None, f"{url}: not an S3 listing ({e})") from None
         for item in tree.iter(f"{S3}Contents"):
+            etag = item.findtext(f"{S3}ETag", "").strip('"')
             yield (item.findtext(f"{S3}Key", ""), int(item.findtext(f"{S3}Size", "0")),
-                   item.findtext(f"{S3}ETag", "").strip('"'))
+                   etag if len(etag) == 32 and "-" not in etag else None)
         if tree.findtext(f"{S3}IsTruncated") != "true":
             return
         token = tree.findtext(f"{S3}NextContinuationToken")
@@ -173,12 +174,11 @@ def _openneuro(ds: DatasetSpec, subject: str, root: Path, urls: dict[str, str],
     prefixes = sorted({p.split("*")[0].rsplit("/", 1)[0] for p in patterns})
     found = 0
     for prefix in prefixes:
-        for key, size, etag in s3_list(base, f"{dsid}/{prefix}/"):
+        for key, size, md5 in s3_list(base, f"{dsid}/{prefix}/"):
             rel = key.removeprefix(f"{dsid}/")
             if not any(fnmatch.fnmatch(rel, p) for p in patterns):
                 continue
             found += 1
-            md5 = etag if len(etag) == 32 and "-" not in etag else None  # multipart: no MD5
             download(f"{base}/{urllib.parse.quote(key)}", root / rel, size=size, md5=md5,
                      progress=progress, trust=trust)
     if not found:
