@@ -97,22 +97,23 @@ def check_same_eeg(subjects: list[SubjectFeatures], reference: dict[str, Any] | 
                 problems.append(f"{len(ours)} channels vs {len(theirs)} (missing {missing[:5]}, "
                                 f"extra {extra[:5]})")
             hints.append(f"one channel list in one order for every subject: {key}.keep_channels")
-        for name, unit, tol in (("fs", " Hz", 1e-6), ("tr", " s", 1e-3),
-                                ("window_samples", " samples", 0)):
+        one_rate = (f"one sampling rate: resample the recordings to one rate ({key}.decimate "
+                    "divides every subject's rate by one factor)")
+        for name, unit, tol, hint in (
+                ("fs", " Hz", 1e-6, one_rate), ("window_samples", " samples", 0, one_rate),
+                ("tr", " s", 1e-3, "one TR: subjects scanned with different TRs cannot share "
+                                   "a model")):
             if abs(float(meta[name]) - float(reference[name])) > tol:
                 problems.append(f"{name} {meta[name]:g}{unit} vs {reference[name]:g}{unit}")
-        if any(p.startswith(("fs ", "window_samples ")) for p in problems):
-            hints.append(f"one sampling rate: resample the recordings to one rate ({key}.decimate "
-                         "divides every subject's rate by one factor)")
-        if any(p.startswith("tr ") for p in problems):
-            hints.append("one TR: subjects scanned with different TRs cannot share a model")
+                hints.append(hint)
         if list(meta["bins"]) != list(reference["bins"]):
             problems.append(f"frequency bins {meta['bins']} vs {reference['bins']}")
             hints.append("one features.n_bins: rerun preprocessing for every subject")
         if problems:
             raise InputError(_where(subj), (
                 f"{subj.subject}'s EEG windows do not match {reference_name}: "
-                f"{'; '.join(problems)}. Preprocess every subject alike ({'; '.join(hints)}), "
+                f"{'; '.join(problems)}. Preprocess every subject alike "
+                f"({'; '.join(dict.fromkeys(hints))}), "
                 "then rerun"))
 
 

@@ -136,7 +136,6 @@ def consistency(ds: DatasetSpec, plans: list[RunPlan]) -> list[Problem]:
     return out
 
 
-
 def plan_run(ds: DatasetSpec, subject: str, run: RunFiles, pairing: str = "markers"
              ) -> RunPlan:
     """The pairing of one run from headers and markers; problems are collected, not raised."""
@@ -260,13 +259,13 @@ def _marker_pairs(ds: DatasetSpec, plan: RunPlan, rec: EEGRecording, markers: np
             f"the EEG data ({rec.n_samples:,} samples, {rec.n_samples / rec.fs:.1f} s): the data "
             "file is truncated or belongs to another recording")))
         return None, np.zeros(0, np.int64)
-    gaps = np.diff(markers)
     off = irregular_intervals(markers, spv)
     if len(off):
         k = int(off[0])
         plan.problems.append(Problem(plan.eeg, (
             f"volume markers {what} are not fs*TR = {spv:g} samples apart: {len(off)} "
-            f"interval(s) differ, the first {int(gaps[k])} samples after marker {k + 1} (at "
+            f"interval(s) differ, the first {int(markers[k + 1] - markers[k])} samples after "
+            f"marker {k + 1} (at "
             f"{markers[k] / rec.fs:.2f} s); a missing or extra marker, or the wrong TR "
             f"({plan.tr:g} s) or {ds.key('volume_marker')}")))
         return None, np.zeros(0, np.int64)
