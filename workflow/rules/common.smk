@@ -15,6 +15,7 @@ RESULTS = config["results_root"]
 RAW = f"{DATA}/raw"
 FEATURES = f"{DATA}/features"
 CODE = {verb: code_digest(verb) for verb in VERB_MODULES}
+STRICT = "--strict" if config["download_strict"] else ""  # fetch: refuse files without checksums
 FEATURE_FILES = list(STORE_FILES)
 # Software environment of every rule, used with --software-deployment-method conda.
 ENV = str(Path(workflow.basedir) / "envs" / f"eeg2fmri-{config['software_env']}.yaml")

@@ -34,7 +34,7 @@ rule fetch:
         raw=lambda w: raw_root(w.dataset),
         urls=json.dumps(config["download_urls"], sort_keys=True),
         local=lambda w: "--local" if is_local(w.dataset) else "",
-        strict="--strict" if config["download_strict"] else "",
+        strict=STRICT,
         config=lambda w: json.dumps(dataset_config(w.dataset), sort_keys=True),
     wildcard_constraints:
         dataset=r"(?!sim$)[a-z0-9]+",
@@ -58,7 +58,7 @@ checkpoint index:
         f"{RAW}/{{dataset}}/participants.tsv",
     params:
         urls=json.dumps(config["download_urls"], sort_keys=True),
-        strict="--strict" if config["download_strict"] else "",
+        strict=STRICT,
     log:
         f"{DATA}/logs/{{dataset}}/fetch/index.log",
     conda:
