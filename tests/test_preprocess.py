@@ -1,3 +1,4 @@
+import json
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -175,8 +176,11 @@ def test_preprocess_reports_the_file_through_the_cli(tmp_path, capsys):
     vhdr = _write_eeg(tmp_path / "sub-01" / "eeg", np.zeros((2, 6000)),
                       [SPV * j for j in range(4)], "sub-01_task-rest_eeg")
     (vhdr.parent / "sub-01_task-rest_eeg.eeg").unlink()
-    code = main(["preprocess", "--dataset", "sim", "--raw", str(tmp_path), "--subject", "sub-01",
-                 "--out", str(tmp_path / "out")])
+    own = {"dataset_settings": {"own": {"root": str(tmp_path), "volume_marker": "R128",
+                                        "eeg": "{subject}/eeg/{subject}_task-rest_eeg.vhdr",
+                                        "bold": "{subject}/func/bold.nii.gz"}}}
+    code = main(["preprocess", "--dataset", "own", "--raw", str(tmp_path), "--subject", "sub-01",
+                 "--out", str(tmp_path / "out"), "--config", json.dumps(own)])
     err = capsys.readouterr().err
     assert code == 2 and "sub-01_task-rest_eeg.vhdr" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "eeg.npy").exists()

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from eeg2fmri import store
+from eeg2fmri.errors import InputError
 from eeg2fmri.evaluation.predict import evaluate_fold
 from eeg2fmri.frames import EEGNorm, PairDataset
 from eeg2fmri.models import build_model
@@ -173,7 +174,7 @@ def test_a_fixed_split_trains_once_and_evaluates_every_test_subject(tiny_feature
     assert r["n_volumes"] == 2 * (TINY.n_volumes - 5)
     assert {s for s, _ in r["pairs"]} == {"sub-01", "sub-03"}
     assert abs(r["mean"]["voxel_corr"]) < 1e-9  # a constant prediction, judged per subject
-    with pytest.raises(ValueError, match="trained for fold split-two"):
+    with pytest.raises(InputError, match="trained for fold split-two"):
         evaluate_fold(tmp_path / "model.pt", [tiny_features / "sub-01"],
                       tmp_path / "m2.json", tmp_path / "p2.nii.gz")
 

@@ -55,30 +55,36 @@ def cmd_simulate(a: argparse.Namespace) -> None:
 
 
 def cmd_preprocess(a: argparse.Namespace) -> None:
-    from eeg2fmri.data.datasets import get_dataset
+    from eeg2fmri.data.datasets import get_dataset, sim_config
     from eeg2fmri.data.fetch import verify_manifest
+    from eeg2fmri.data.sim_settings import check_simulated_tree
     from eeg2fmri.preprocess.store import preprocess_subject
 
     cfg = a.config
     ds = get_dataset(a.dataset, cfg, a.raw)
+    if ds.simulated:
+        check_simulated_tree(a.raw, sim_config(cfg))
     if a.manifest is not None:
         verify_manifest(a.manifest, a.raw)
     feats = cfg.get("features", {})
     n_bins = min(feats.get("n_bins", 249), ds.n_bins or 1 << 30)
     meta = preprocess_subject(ds, a.raw, a.subject, a.out, n_bins=n_bins,
-                              pairing=feats.get("pairing", "markers"))
+                              pairing=feats.get("pairing", "markers"), settings=cfg)
     print(f"{a.subject}: {meta['n_volumes']} volumes in {len(meta['runs'])} run(s), EEG "
           f"{meta['eeg_shape']}, first volume at EEG sample {meta['first_onset_sample']}")
 
 
 def cmd_inspect(a: argparse.Namespace) -> int:
-    from eeg2fmri.data.datasets import get_dataset
+    from eeg2fmri.data.datasets import get_dataset, sim_config
+    from eeg2fmri.data.sim_settings import check_simulated_tree
     from eeg2fmri.preprocess.inspect import inspect_dataset, write_tables
 
     ds = get_dataset(a.dataset, a.config, a.raw)
     root = a.raw or (Path(ds.root) if ds.root else None)
     if root is None:
         raise InputError(None, f"inspect {a.dataset}: give --raw (its root folder)")
+    if ds.simulated:
+        check_simulated_tree(root, sim_config(a.config))
     pairing = a.config.get("features", {}).get("pairing", "markers")
     rows, problems = inspect_dataset(ds, root, pairing)
     out = a.out or Path(f"{a.dataset}-inspect.tsv")
@@ -110,7 +116,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     _prepare_device(a.device, a.threads)
     fold = fold_by_name(a.subjects, a.fold, a.splits)
     record = train_fold(a.spec, fold, a.features, a.out, device=a.device,
-                        progress=not a.no_progress)
+                        progress=not a.no_progress, features_settings=a.expect_features)
     assert record is not None
     s = record["summary"]
     print(f"{a.spec['name']} {fold.name}: best epoch {s['best_epoch']} of {s['epochs_run']}, "
@@ -122,7 +128,8 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     from eeg2fmri.evaluation.predict import evaluate_fold
 
     _prepare_device(a.device, a.threads)
-    r = evaluate_fold(a.model, list(a.test_features), a.metrics, a.predictions, device=a.device)
+    r = evaluate_fold(a.model, list(a.test_features), a.metrics, a.predictions, device=a.device,
+                      features_settings=a.expect_features, spec=a.expect_spec)
     print(f"{r['model']} {r['fold']}: " + ", ".join(f"{k} {v:.4f}" for k, v in r["mean"].items()))
 
 
@@ -151,6 +158,10 @@ def cmd_params(a: argparse.Namespace) -> None:
     model = build_model(a.arch, n_channels=a.channels, n_freqs=a.freqs,
                         out_shape=tuple(a.shape), context=a.context, **a.params)
     print(f"{a.arch}: {count_parameters(model):,} trainable parameters")
+
+
+EXPECT_FEATURES = ("JSON of the preprocessing settings (as given to preprocess --config) every "
+                   "features store must have been made with")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -209,6 +220,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--splits", type=_json, default={},
                    help="JSON {name: [test subjects]} of the dataset's fixed splits")
     s.add_argument("--spec", type=_json, required=True, help="JSON training spec")
+    s.add_argument("--expect-features", type=_json, help=EXPECT_FEATURES)
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=int, default=None)
@@ -221,6 +233,9 @@ def parser() -> argparse.ArgumentParser:
                    help="features dir of each test subject of the fold")
     s.add_argument("--metrics", type=Path, required=True)
     s.add_argument("--predictions", type=Path, required=True)
+    s.add_argument("--expect-features", type=_json, help=EXPECT_FEATURES)
+    s.add_argument("--expect-spec", type=_json,
+                   help="JSON training spec the model must have been trained with")
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=int, default=None)
     s.set_defaults(func=cmd_evaluate)

@@ -136,7 +136,35 @@ def dataset_errors(cfg: dict[str, Any]) -> list[str]:
         elif entry.get("layout") == "patterns" and not (entry.get("eeg") and entry.get("bold")):
             lines.append(f"config key 'dataset_settings.{name}': layout 'patterns' needs both "
                          "'eeg' and 'bold' path patterns")
+        if name in BUILTIN_NAMES and name != "sim" and "root" in entry:
+            lines.append(f"config key 'dataset_settings.{name}.root': {name!r} is a built-in "
+                         "dataset whose recording facts (TR, skip_volumes, n_bins, ...) a "
+                         f"dataset of your own would inherit: name yours otherwise, or, for a "
+                         f"local copy of {name}, set raw_roots.{name} instead")
+        lines += [f"config key 'dataset_settings.{name}.{key}': {why}"
+                  for key in ("eeg", "bold") if (why := pattern_error(entry.get(key), entry))]
     return lines
+
+
+def pattern_error(pattern: str | None, entry: dict[str, Any]) -> str | None:
+    """Why an eeg/bold path pattern cannot be used, or None: it must lie below the root and name
+    each subject's own file."""
+    import re
+    from pathlib import PurePosixPath
+
+    if not pattern:
+        return None
+    if PurePosixPath(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
+        return (f"{pattern!r} must be a path below the dataset's root (no absolute path, no "
+                "'..'): move or link the files under root")
+    bad = sorted(set(re.findall(r"\{([^{}]*)\}", pattern)) - {"subject", "id", "run"})
+    if bad:
+        return f"{pattern!r} has unknown placeholder(s) {bad}; known: {{subject}} {{id}} {{run}}"
+    if "{subject}" not in pattern and "{id}" not in pattern and len(entry.get("subjects") or
+                                                                     [None, None]) != 1:
+        return (f"{pattern!r} has no {{subject}} or {{id}}: every subject would read the same "
+                "file")
+    return None
 
 
 def synthesis_errors(cfg: dict[str, Any]) -> list[str]:

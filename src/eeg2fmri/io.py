@@ -71,6 +71,37 @@ def atomic_files(folder: str | Path, stem: str, last: str = "") -> Iterator[Path
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """An empty temporary folder beside `path` to fill with files that belong together (a
+    features store); when the block succeeds it replaces `path` whole (the old folder is renamed
+    away, the new one renamed in, the old one removed), else it is removed. A reader sees the old
+    folder, the new one, or none: never a mixture, and never a half-written one."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.dirtmp"):
+            shutil.rmtree(stale, ignore_errors=True)  # left by a killed writer
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".dirtmp"))
+        os.chmod(tmp, 0o777 & ~_umask())
+    except OSError as e:
+        raise _unwritable(path / "meta.json", e) from None
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old.",
+                                        suffix=".dirtmp"))
+            os.replace(path, old / path.name)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        raise _unwritable(path / "meta.json", e) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 _STORAGE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 

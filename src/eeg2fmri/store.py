@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from eeg2fmri.errors import InputError
+from eeg2fmri.made_with import refuse_if_differs
 
 # Every subject's store holds these (the workflow declares them as outputs); simulated data also
 # `clean.npy`.
@@ -65,8 +66,42 @@ class SubjectFeatures:
         except (ValueError, OSError) as e:
             raise InputError(d / "meta.json", f"not readable JSON ({e}); rerun preprocess") from e
         clean = _load(d / "clean.npy", "r") if (d / "clean.npy").is_file() else None
-        return cls(subject or d.name, _load(d / "eeg.npy", "r"), _load(d / "bold.npy", "r"),
+        subj = cls(subject or d.name, _load(d / "eeg.npy", "r"), _load(d / "bold.npy", "r"),
                    _load(d / "mask.npy", None), meta, _load(d / "raw.npy", "r"), clean, d)
+        subj._check_shapes()
+        return subj
+
+    def _check_shapes(self) -> None:
+        """The arrays are the ones meta.json describes (not another writer's)."""
+        for name, array in (("eeg", self.eeg), ("raw", self.raw), ("bold", self.bold)):
+            stated = self.meta.get(f"{name}_shape")
+            if stated is not None and list(array.shape) != list(stated):
+                raise InputError(_where(self), f"says {name}.npy is {stated} but it is "
+                                               f"{list(array.shape)}: the store mixes two "
+                                               "preprocessing runs; rerun the preprocess rule")
+
+
+def check_settings(subjects: list[SubjectFeatures], expected: dict[str, Any] | None = None
+                   ) -> None:
+    """Every store was made with the same preprocessing settings, and with `expected` (the
+    settings this run's config gives) where known: one line naming the store, the settings that
+    differ and what to do (two experiments sharing data_root, a stale store)."""
+    remedy = ("It belongs to another experiment sharing data_root, or to an earlier config: "
+              "give this experiment a data_root of its own, or preprocess anew "
+              "(snakemake --forcerun preprocess)")
+    for subj in subjects:
+        made = subj.meta.get("settings")
+        if made is None:
+            raise InputError(_where(subj), "does not record the settings it was made with (an "
+                                           "older eeg2fmri): preprocess anew (snakemake "
+                                           "--forcerun preprocess)")
+        if expected is not None:
+            refuse_if_differs(_where(subj), f"{subj.subject}'s features store", made, expected,
+                              remedy)
+        elif subj is not subjects[0]:
+            refuse_if_differs(_where(subj), f"{subj.subject}'s features store", made,
+                              subjects[0].meta.get("settings"), remedy,
+                              other=f"{subjects[0].subject}'s store")
 
 
 def check_same_eeg(subjects: list[SubjectFeatures], reference: dict[str, Any] | None = None,

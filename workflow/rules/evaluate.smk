@@ -12,6 +12,8 @@ rule evaluate:
         code=code("evaluate"),
         test_dirs=lambda w: " ".join(f"{FEATURES}/{w.dataset}/{s}" for s in fold_of(w).tests),
         device=config["device"],
+        expect=lambda w: preprocess_settings(w.dataset),
+        spec=spec_json,
     threads: config["threads"]
     resources:
         gpu=1,
@@ -26,4 +28,5 @@ rule evaluate:
     shell:
         "eeg2fmri evaluate --model {input.model} --test-features {params.test_dirs}"
         " --metrics {output.metrics} --predictions {output.predictions}"
+        " --expect-features {params.expect:q} --expect-spec {params.spec:q}"
         " --device {params.device} --threads {threads} > {log} 2>&1"

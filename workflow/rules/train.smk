@@ -16,6 +16,7 @@ rule train:
         splits=lambda w: json.dumps(dataset(w.dataset).splits),
         device=config["device"],
         features=lambda w: f"{FEATURES}/{w.dataset}",
+        expect=lambda w: preprocess_settings(w.dataset),
     threads: config["threads"]
     resources:
         gpu=1,
@@ -29,6 +30,7 @@ rule train:
         ENV
     shell:
         "eeg2fmri train --features {params.features} --subjects {params.subjects}"
-        " --fold {wildcards.fold} --splits {params.splits:q} --spec {params.spec:q} --out $(dirname {output.model})"
+        " --fold {wildcards.fold} --splits {params.splits:q} --spec {params.spec:q}"
+        " --expect-features {params.expect:q} --out $(dirname {output.model})"
         " --device {params.device} --threads {threads} --no-progress 2>&1"
         " | tee -a {log} | {{ grep --line-buffered ' epoch ' || true; }}"  # epochs on the terminal

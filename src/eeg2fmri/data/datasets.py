@@ -293,17 +293,23 @@ def discover_subjects(ds: DatasetSpec, root: Path) -> tuple[str, ...]:
 
 
 def _pattern_ids(root: Path, pattern: str) -> list[str]:
-    """The subject ids for which `pattern` ({subject}/{id}/{run} placeholders) matches a file."""
+    """The subject ids for which `pattern` ({subject}/{id}/{run} placeholders) matches a file;
+    a placeholder given more than once must match the same id each time."""
     parts = re.split(r"(\{subject\}|\{id\}|\{run\})", pattern)
-    regex = "".join({"{subject}": r"sub-(?P<id>[A-Za-z0-9]+)", "{id}": r"(?P<id>[A-Za-z0-9]+)",
-                     "{run}": r"[^/]*"}.get(p, _glob_regex(p)) for p in parts)
-    regex = regex.replace("(?P<id>", "(?P<id0>", 1).replace("(?P<id>", "(?P=id0")
+    pieces, named = [], False
+    for p in parts:
+        if p in ("{subject}", "{id}"):
+            group = "(?P=id)" if named else "(?P<id>[A-Za-z0-9]+)"
+            pieces.append(("sub-" if p == "{subject}" else "") + group)
+            named = True
+        else:
+            pieces.append(r"[^/]*" if p == "{run}" else _glob_regex(p))
     glob_pattern = "".join("*" if p in ("{subject}", "{id}", "{run}") else p for p in parts)
     ids = set()
     for hit in root.glob(glob_pattern):
-        m = re.fullmatch(regex, hit.relative_to(root).as_posix())
+        m = re.fullmatch("".join(pieces), hit.relative_to(root).as_posix())
         if m:
-            ids.add(f"sub-{m['id0']}")
+            ids.add(f"sub-{m['id']}")
     return sorted(ids)
 
 
@@ -346,7 +352,12 @@ def get_dataset(name: str, cfg: dict[str, Any], root: str | Path | None = None) 
             volume_marker=sim_settings.VOLUME_MARKER, alignment="markers", simulated=True,
             builtin=True)
     elif name in BUILTIN or name in declared:
+        from eeg2fmri.config import pattern_error
+
         entry = {**BUILTIN.get(name, {}), **declared.get(name, {})}
+        for key in ("eeg", "bold"):
+            if why := pattern_error(entry.get(key), entry):
+                raise InputError(None, f"config key 'dataset_settings.{name}.{key}': {why}")
         ds = spec_from_entry(name, entry, builtin=name in BUILTIN)
     else:
         known = ", ".join([*BUILTIN_NAMES, *declared])

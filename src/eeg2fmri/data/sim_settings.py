@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 # Channel order: the 19 electrodes of the 10-20 system first, then 10-10 positions.
 CHANNELS = (
@@ -41,3 +43,26 @@ class SimConfig:
 
     def subject_ids(self) -> list[str]:
         return self.subjects or [f"sub-{i + 1:02d}" for i in range(self.n_subjects)]
+
+
+def check_simulated_tree(root: str | Path, cfg: SimConfig) -> None:
+    """Refuse a simulated tree made with other settings than `cfg` (its dataset_description.json
+    records them): another experiment sharing the data_root, or a .snakemake/ that was lost."""
+    from eeg2fmri.errors import InputError
+    from eeg2fmri.made_with import refuse_if_differs
+
+    path = Path(root) / "dataset_description.json"
+    try:
+        made = json.loads(json.loads(path.read_text())["GeneratedBy"][0]["Description"])
+    except FileNotFoundError:
+        raise InputError(path, "does not exist: the simulated tree is incomplete; rerun the "
+                               "simulation (snakemake --forcerun simulate)") from None
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+        raise InputError(path, f"does not record the simulation's settings ({e}); rerun the "
+                               "simulation (snakemake --forcerun simulate)") from None
+    expected = {k: v for k, v in asdict(cfg).items() if k != "subjects"}
+    refuse_if_differs(path, f"the simulated tree under {Path(root)}", made, expected,
+                      "It belongs to another experiment sharing data_root (or to an earlier "
+                      "config): give this experiment a data_root of its own, or simulate anew "
+                      "(snakemake --forcerun simulate), which makes the other's data stale "
+                      "in turn", prefix="simulation")

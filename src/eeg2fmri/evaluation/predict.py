@@ -11,15 +11,17 @@ import torch
 
 from eeg2fmri.config import fingerprint
 from eeg2fmri.device import pick_device
+from eeg2fmri.errors import InputError
 from eeg2fmri.evaluation import metrics
 from eeg2fmri.evaluation.sequence import evaluate_tasks
 from eeg2fmri.frames import EEGNorm, PairDataset
 from eeg2fmri.io import save_nifti, write_json
+from eeg2fmri.made_with import refuse_if_differs
 from eeg2fmri.preprocess.fmri import from_volumes
 from eeg2fmri.provenance import provenance
 from eeg2fmri.record import load_model
 from eeg2fmri.sequences import SequenceDataset, SequenceTasks
-from eeg2fmri.store import SubjectFeatures, check_same_eeg
+from eeg2fmri.store import SubjectFeatures, check_same_eeg, check_settings
 
 
 @torch.no_grad()
@@ -30,17 +32,31 @@ def predict(model: torch.nn.Module, data: PairDataset, device: torch.device,
 
 
 def evaluate_fold(model_path: Path, test_dirs: list[Path], metrics_path: Path, pred_path: Path,
-                  *, device: str = "auto") -> dict[str, Any]:
-    """Predict every pair of the fold's test subject(s); predictions are concatenated in time."""
+                  *, device: str = "auto", features_settings: dict[str, Any] | None = None,
+                  spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Predict every pair of the fold's test subject(s); predictions are concatenated in time.
+    The record must have been trained with `spec` and the stores made with `features_settings`
+    (this run's config) where given, and the stores with the settings the model was trained on."""
     t0 = time.time()
     dev = pick_device(device)
     model, record = load_model(model_path, dev)
+    if spec is not None:
+        refuse_if_differs(model_path, "the model", record["spec"], spec,
+                          "It belongs to another experiment sharing results_root, or to an "
+                          "earlier config: retrain it (snakemake --forcerun train)", prefix="spec")
     tests = [SubjectFeatures.open(d) for d in test_dirs]
+    check_settings(tests, features_settings)
+    if record.get("features_settings") is not None:
+        for t in tests:
+            refuse_if_differs(t.directory / "meta.json", f"{t.subject}'s features store",
+                              t.meta["settings"], record["features_settings"],
+                              "Preprocess and train anew with one config (snakemake --forcerun "
+                              "preprocess)", other=f"the stores {model_path} was trained on")
     expected = record["fold"]["tests"]
     if sorted(t.subject for t in tests) != sorted(expected):
-        raise ValueError(f"{model_path} was trained for fold {record['fold']['name']} (test "
-                         f"subjects {', '.join(expected)}), not for "
-                         f"{', '.join(t.subject for t in tests)}")
+        raise InputError(model_path, f"was trained for fold {record['fold']['name']} (test "
+                                     f"subjects {', '.join(expected)}), not for "
+                                     f"{', '.join(t.subject for t in tests)}")
     check_same_eeg(tests, record["eeg"], f"the model it was trained as ({model_path})")
     masks = [t.mask for t in tests]
     if any(m.shape != masks[0].shape for m in masks):

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from eeg2fmri.data.datasets import DatasetSpec
+from eeg2fmri.data.datasets import DatasetSpec, RunFiles
 from eeg2fmri.errors import InputError
-from eeg2fmri.preprocess.pairing import Problem, RunPlan, consistency, plan_run
+from eeg2fmri.preprocess.pairing import Problem, RunPlan, consistency, plan_run, shared_files
 
 COLUMNS = ["subject", "run", "eeg", "bold", "format", "fs_hz", "channels", "dropped_channels",
            "eeg_s", "markers", "marker_spacing", "volumes", "tr_header", "tr_sidecar",
@@ -50,12 +50,14 @@ def inspect_dataset(ds: DatasetSpec, root: str | Path, pairing: str = "markers"
     rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
     plans: list[RunPlan] = []
+    by_subject: dict[str, list[RunFiles]] = {}
     for subject in ds.subjects:
         try:
             runs, unpaired = ds.subject_runs(root, subject)
         except InputError as e:
             problems.append(Problem(e.path, e.problem))
             continue
+        by_subject[subject] = runs
         problems += [Problem(root / subject, line) for line in unpaired]
         if not runs:
             problems.append(Problem(root / subject, "no run with both EEG and BOLD found"))
@@ -65,6 +67,7 @@ def inspect_dataset(ds: DatasetSpec, root: str | Path, pairing: str = "markers"
             rows.append(_row(plan, root))
             problems += plan.problems
     problems += consistency(ds, [p for p in plans if not p.problems])
+    problems += shared_files(ds, root, by_subject)
     return rows, problems
 
 

@@ -9,6 +9,7 @@ that resolves it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 from eeg2fmri.data.datasets import PAPER_PAIRING, DatasetSpec, RunFiles
 from eeg2fmri.data.readers import (
     EEGRecording,
+    brainvision_files,
     find_markers,
     read_bold_header,
     read_eeg_file,
@@ -294,3 +296,48 @@ def _marker_pairs(ds: DatasetSpec, plan: RunPlan, rec: EEGRecording, markers: np
         f"drop the unpaired rest, {ds.key('mismatch')}: drop_end; to pair from the end, "
         f"{ds.key('mismatch')}: drop_start")))
     return None, volumes
+
+
+def run_files(ds: DatasetSpec, run: RunFiles) -> list[Path]:
+    """Every file a run reads: its EEG (with a BrainVision header's data and marker files, as
+    the header names them) and its BOLD."""
+    files = [run.eeg, run.bold]
+    try:
+        if ds.format_of(run.eeg) == "brainvision" and run.eeg.is_file():
+            files += brainvision_files(run.eeg)
+    except InputError:
+        pass  # the run's own plan names the problem
+    return files
+
+
+def shared_files(ds: DatasetSpec, root: Path, runs: dict[str, list[RunFiles]],
+                 only: str | None = None) -> list[Problem]:
+    """Runs that read one physical file (the same path, a link or a copy's header naming another
+    recording's data), and files outside the dataset's root, as problems (those of subject `only`
+    where given). A subject must never read another's EEG or BOLD."""
+    top = os.path.normpath(os.path.abspath(root))
+    owner: dict[tuple[int, int], tuple[str, Path]] = {}
+    out = []
+    for subject, subject_runs in runs.items():
+        for run in subject_runs:
+            label = f"{subject}{' ' + run.label if run.label else ''}"
+            for f in run_files(ds, run):
+                where = os.path.normpath(os.path.abspath(f))
+                if os.path.commonpath([top, where]) != top and subject == (only or subject):
+                    out.append(Problem(f, (
+                        f"{label} reads this file, which lies outside the dataset's root {root} "
+                        f"(a header's DataFile=/MarkerFile= or a path pattern leads there): "
+                        "keep every file of the dataset under its root")))
+                try:
+                    st = os.stat(f)
+                except OSError:
+                    continue  # missing: the run's plan says so
+                first = owner.setdefault((st.st_dev, st.st_ino), (label, f))
+                if first[0] != label and (only is None or subject == only
+                                          or first[0].split()[0] == only):
+                    out.append(Problem(f, (
+                        f"read by {first[0]} and by {label}: one recording cannot serve two "
+                        f"runs (a copied BrainVision header whose DataFile=/MarkerFile= names "
+                        f"another recording, or {ds.key('eeg')}/{ds.key('bold')} patterns "
+                        "that match one file for several subjects)")))
+    return out

@@ -14,10 +14,11 @@ import numpy as np
 from eeg2fmri.data.datasets import PAPER_PAIRING, DatasetSpec
 from eeg2fmri.data.readers import read_bold
 from eeg2fmri.errors import InputError
-from eeg2fmri.io import save_npy, write_json
+from eeg2fmri.io import atomic_dir, save_npy, write_json
+from eeg2fmri.made_with import plain_json
 from eeg2fmri.preprocess.eeg import decimate, window_samples, window_spectra
 from eeg2fmri.preprocess.fmri import dct_reduce, minmax_per_volume, to_volumes
-from eeg2fmri.preprocess.pairing import RunPlan, consistency, plan_run, read_eeg
+from eeg2fmri.preprocess.pairing import RunPlan, consistency, plan_run, read_eeg, shared_files
 
 
 def subject_plans(ds: DatasetSpec, root: Path, subject: str, pairing: str = "markers"
@@ -27,6 +28,14 @@ def subject_plans(ds: DatasetSpec, root: Path, subject: str, pairing: str = "mar
     if not runs:
         raise InputError(Path(root) / subject, f"no runs with both EEG and BOLD found for "
                                                f"{subject} ({'; '.join(unpaired) or 'no files'})")
+    everyone = {}
+    for other in ds.subjects:  # headers only: no other subject may read the same files
+        try:
+            everyone[other] = runs if other == subject else ds.subject_runs(root, other)[0]
+        except InputError:
+            pass  # that subject's own preprocessing names it
+    for problem in shared_files(ds, Path(root), everyone, only=subject)[:1]:
+        raise InputError(problem.path, problem.message)
     return [plan_run(ds, subject, r, pairing) for r in runs], unpaired
 
 
@@ -64,13 +73,15 @@ def _run_features(ds: DatasetSpec, plan: RunPlan, *, n_bins: int) -> dict[str, A
 
 
 def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path, *,
-                       n_bins: int, pairing: str = "markers", mask_threshold: float = 0.2
-                       ) -> dict[str, Any]:
+                       n_bins: int, pairing: str = "markers", mask_threshold: float = 0.2,
+                       settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read, align, window and transform every run of one subject; write its store.
 
     pairing "markers": the dataset's own alignment and dummy scans; "paper": the references'
     (EEG sample 0 is volume 0, the first 6 volumes dropped). Any problem of the pairing plan
-    (see `pairing.plan_run`) stops here, naming the file; its notes go to stderr."""
+    (see `pairing.plan_run`) stops here, naming the file; its notes go to stderr. `settings`
+    (the workflow config preprocessing depends on) are recorded in meta.json, for its readers
+    to compare with theirs (`eeg2fmri.store.check_settings`)."""
     root = Path(root)
     plans, unpaired = subject_plans(ds, root, subject, pairing)
     for line in unpaired:
@@ -99,15 +110,10 @@ def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path,
         mask = to_volumes(np.asarray(nib.load(truth["mask"]).dataobj) > 0.5)
     else:
         mask = vols.mean(0) > mask_threshold
-    out_dir.mkdir(parents=True, exist_ok=True)
+    clean = None
     if "clean" in truth:  # simulated: one run
         clean = read_bold(truth["clean"], expected_tr=first.tr)
-        save_npy(out_dir / "clean.npy",
-                 minmax_per_volume(to_volumes(clean.data[..., runs[0]["vol_index"]])))
-    save_npy(out_dir / "eeg.npy", spectra)
-    save_npy(out_dir / "raw.npy", raw)
-    save_npy(out_dir / "bold.npy", vols)
-    save_npy(out_dir / "mask.npy", mask)
+        clean = minmax_per_volume(to_volumes(clean.data[..., runs[0]["vol_index"]]))
     meta = {
         "dataset": ds.name, "subject": subject, "n_volumes": len(vols),
         "channels": runs[0]["channels"], "fs": runs[0]["fs"], "tr": first.tr,
@@ -118,11 +124,20 @@ def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path,
         "dropped_volumes": (ds.skip_volumes if pairing == "markers"
                             else PAPER_PAIRING["skip_volumes"]),
         "decimate": ds.decimate, "first_onset_sample": runs[0]["info"]["first_onset_sample"],
-        "eeg_shape": list(spectra.shape), "bold_shape": list(vols.shape),
-        "grid": list(vols.shape[1:]), "coverage": ds.coverage,
+        "eeg_shape": list(spectra.shape), "raw_shape": list(raw.shape),
+        "bold_shape": list(vols.shape), "grid": list(vols.shape[1:]), "coverage": ds.coverage,
         "segments": [[int(a), int(b)] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
         "runs": [{"run": p.run, **r["info"]} for p, r in zip(plans, runs, strict=True)],
         "unpaired_files": unpaired, "affine": runs[0]["affine"].tolist(),
+        "settings": plain_json(settings or {}),
     }
-    write_json(out_dir / "meta.json", meta)
+    # all files or none: a full disk or a kill leaves the previous store (or none), never a mix
+    with atomic_dir(out_dir) as tmp:
+        if clean is not None:
+            save_npy(tmp / "clean.npy", clean)
+        save_npy(tmp / "eeg.npy", spectra)
+        save_npy(tmp / "raw.npy", raw)
+        save_npy(tmp / "bold.npy", vols)
+        save_npy(tmp / "mask.npy", mask)
+        write_json(tmp / "meta.json", meta)
     return meta

@@ -16,7 +16,7 @@ from eeg2fmri.models.base import Model
 from eeg2fmri.provenance import provenance
 from eeg2fmri.record import save_record
 from eeg2fmri.sequences import SequenceDataset, SequenceTasks
-from eeg2fmri.store import SubjectFeatures, check_same_eeg
+from eeg2fmri.store import SubjectFeatures, check_same_eeg, check_settings
 from eeg2fmri.training.folds import Fold
 from eeg2fmri.training.loop import clear_checkpoint, fit, seed_everything
 
@@ -28,14 +28,18 @@ def open_subjects(features_dir: Path, subjects: list[str] | tuple[str, ...]
 
 def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Path, *,
                device: str = "auto", stop_after_epoch: int | None = None,
-               progress: bool = True) -> dict[str, Any] | None:
+               progress: bool = True, features_settings: dict[str, Any] | None = None
+               ) -> dict[str, Any] | None:
     """Fit normalisation and model on the fold's training subjects, select on its validation
-    subject, and write `model.pt` + `train_log.csv`. The test subject is never opened."""
+    subject, and write `model.pt` + `train_log.csv`. The test subject is never opened. Every
+    store must have been made with `features_settings` (this run's preprocessing config) where
+    given, and all with the same settings."""
     t0 = time.time()
     feats = spec["features"]
     cfg = config_mod.train_config(spec)
     train_subj = open_subjects(features_dir, fold.train)
     val_subj = open_subjects(features_dir, [fold.val])
+    check_settings(train_subj + val_subj, features_settings)
     check_same_eeg(train_subj + val_subj)
     norm = EEGNorm.fit(feats["eeg_norm"], train_subj)
     shuffle_seed = cfg.seed if spec["shuffle_eeg"] else None
@@ -87,6 +91,7 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
         "volume": {"shape": list(out_shape), "affine": meta["affine"],
                    "coverage": meta.get("coverage", "")},
         "dataset": meta.get("dataset", ""), "shuffle_seed": shuffle_seed,
+        "features_settings": meta.get("settings", {}),
         "sequence": sequence.state() if sequence else None,
         "fold": {"name": fold.name, "tests": fold.tests, "val": fold.val, "train": fold.train},
         "summary": {"best_epoch": summary["best_epoch"], "epochs_run": summary["epochs_run"],

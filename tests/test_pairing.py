@@ -1,0 +1,114 @@
+"""Which files a run reads (eeg2fmri.preprocess.pairing): one physical EEG or BOLD file never
+serves two subjects or runs, files stay under the dataset's root, and path patterns name each
+subject's own files. Built on the simulated tree declared as a dataset of one's own."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from eeg2fmri.config import dataset_errors
+from eeg2fmri.data.datasets import get_dataset
+from eeg2fmri.errors import InputError
+from eeg2fmri.preprocess.inspect import inspect_dataset
+from eeg2fmri.preprocess.store import preprocess_subject
+
+EEG = "{subject}/eeg/{subject}_task-rest_eeg.vhdr"
+BOLD = "{subject}/func/{subject}_task-rest_bold.nii.gz"
+
+
+@pytest.fixture
+def own(tiny_raw: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "study"
+    shutil.copytree(tiny_raw, root, ignore=shutil.ignore_patterns("derivatives"))
+    return root
+
+
+def _cfg(root: Path, **entry: object) -> dict:
+    return {"dataset_settings": {"mine": {"root": str(root), "volume_marker": "R128",
+                                          "eeg": EEG, "bold": BOLD, **entry}}}
+
+
+def _problems(root: Path, **entry: object) -> list[str]:
+    return [str(p) for p in inspect_dataset(get_dataset("mine", _cfg(root, **entry)), root)[1]]
+
+
+def _preprocess(root: Path, subject: str, out: Path) -> None:
+    preprocess_subject(get_dataset("mine", _cfg(root)), root, subject, out / subject, n_bins=30)
+
+
+def _point_header(vhdr: Path, data: str, markers: str) -> None:
+    text = vhdr.read_text()
+    lines = [f"DataFile={data}" if ln.startswith("DataFile=") else
+             f"MarkerFile={markers}" if ln.startswith("MarkerFile=") else ln
+             for ln in text.splitlines()]
+    vhdr.write_text("\n".join(lines) + "\n")
+
+
+def test_the_simulated_tree_as_ones_own_has_no_problem(own):
+    assert _problems(own) == []
+
+
+def test_a_copied_header_naming_another_subjects_recording_is_refused(own, tmp_path):
+    other = "../../sub-01/eeg/sub-01_task-rest_eeg"
+    _point_header(own / "sub-02" / "eeg" / "sub-02_task-rest_eeg.vhdr", f"{other}.eeg",
+                  f"{other}.vmrk")
+    problems = _problems(own)
+    assert any("sub-01_task-rest_eeg.eeg: read by sub-01 and by sub-02" in p for p in problems)
+    assert any("sub-01_task-rest_eeg.vmrk: read by sub-01 and by sub-02" in p for p in problems)
+    for subject in ("sub-02", "sub-01"):  # neither may use the shared recording
+        with pytest.raises(InputError, match="read by sub-01 and by sub-02.*DataFile="):
+            _preprocess(own, subject, tmp_path / "out")
+    _preprocess(own, "sub-03", tmp_path / "out")  # the others are untouched
+
+
+def test_a_linked_file_serving_two_subjects_is_refused(own):
+    bold = own / "sub-03" / "func" / "sub-03_task-rest_bold.nii.gz"
+    bold.unlink()
+    os.link(own / "sub-01" / "func" / "sub-01_task-rest_bold.nii.gz", bold)  # same inode
+    assert any("read by sub-01 and by sub-03" in p for p in _problems(own))
+
+
+def test_a_header_pointing_outside_the_root_is_refused(own, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for ext in (".eeg", ".vmrk"):
+        shutil.copy(own / "sub-02" / "eeg" / f"sub-02_task-rest_eeg{ext}", elsewhere / f"x{ext}")
+    _point_header(own / "sub-02" / "eeg" / "sub-02_task-rest_eeg.vhdr",
+                  str(elsewhere / "x.eeg"), str(elsewhere / "x.vmrk"))
+    problems = _problems(own)
+    assert any("x.eeg: sub-02 reads this file, which lies outside the dataset's root" in p
+               for p in problems)
+    with pytest.raises(InputError, match="outside the dataset's root"):
+        _preprocess(own, "sub-02", tmp_path / "out")
+
+
+@pytest.mark.parametrize("eeg, message", [
+    ("/data/{subject}/eeg.vhdr", "must be a path below the dataset's root"),
+    ("{subject}/../sub-01/eeg/sub-01_task-rest_eeg.vhdr", "must be a path below"),
+    ("sub-01/eeg/*_eeg.vhdr", "has no {subject} or {id}: every subject would read the same"),
+    ("{subject}/eeg/{sub}_eeg.vhdr", r"unknown placeholder\(s\) \['sub'\]"),
+])
+def test_patterns_that_leave_the_root_or_name_no_subject_are_refused(own, eeg, message):
+    cfg = _cfg(own, eeg=eeg, subjects=["sub-01", "sub-02"])
+    assert any(re.search(message, line) for line in dataset_errors(cfg))
+    with pytest.raises(InputError, match=message):
+        get_dataset("mine", cfg)
+
+
+def test_a_placeholder_given_twice_finds_the_subjects(own):
+    ds = get_dataset("mine", _cfg(own, eeg="{subject}/eeg/{subject}_task-rest_eeg.vhdr"), own)
+    assert ds.subjects == ("sub-01", "sub-02", "sub-03", "sub-04")
+    cfg = _cfg(own, eeg="sub-{id}/eeg/sub-{id}_task-rest_eeg.vhdr")
+    (own / "participants.tsv").unlink()
+    assert get_dataset("mine", cfg, own).subjects == ("sub-01", "sub-02", "sub-03", "sub-04")
+
+
+def test_a_dataset_of_ones_own_named_like_a_built_in_is_refused(own):
+    cfg = {"dataset_settings": {"xp2": {"root": str(own), "eeg": EEG, "bold": BOLD}}}
+    [line] = [ln for ln in dataset_errors(cfg) if "xp2.root" in ln]
+    assert "built-in" in line and "raw_roots.xp2" in line and "skip_volumes" in line
