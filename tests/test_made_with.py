@@ -133,3 +133,60 @@ def _subject_args(raw: Path) -> tuple:
     from eeg2fmri.data.datasets import get_dataset
 
     return get_dataset("sim", _settings(30)), raw, "sub-01"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("training: {lr: 1.0e12}\n", "'training.lr': '1.0e12' is text, not a number: YAML reads an "
+                                 "exponent without a sign as text"),
+    ('subjects: {xp2: ["sub-01\\n"]}\n', "'subjects.xp2.0': 'sub-01\\n' holds a line break"),
+    ("dataset_settings: {mine: {root: x, alignment: offset, offset_s: .inf}}\n",
+     "'dataset_settings.mine.offset_s': inf is not a finite number"),
+])
+def test_config_values_that_would_mislead_are_named(tmp_path, text, message):
+    import yaml
+
+    from eeg2fmri.config import config_errors
+
+    from .conftest import REPO
+
+    schema = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+    problems = config_errors(yaml.safe_load(text), schema)
+    assert any(message in p for p in problems), problems
+
+
+def test_an_installed_package_carries_the_config_schema(tmp_path):
+    """`eeg2fmri inspect --configfile` validates with the schema shipped in the wheel (it was
+    looked up beside the source tree, and the checks were skipped when installed)."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    import eeg2fmri
+
+    from .conftest import REPO
+
+    shipped = Path(eeg2fmri.__file__).with_name("config.schema.yaml")
+    assert shipped.read_bytes() == (REPO / "workflow/schemas/config.schema.yaml").read_bytes()
+    src = tmp_path / "src"  # built from a copy: the build leaves nothing in the checkout
+    shutil.copytree(REPO, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "data", "results", ".snakemake", "node", "*.egg-info"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", str(src), "-w", str(tmp_path)], check=True, capture_output=True,
+                   timeout=300)
+    [wheel] = tmp_path.glob("eeg2fmri-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        assert z.read("eeg2fmri/config.schema.yaml") == shipped.read_bytes()
+
+
+def test_metrics_of_another_experiment_are_refused_by_the_summary(tmp_path):
+    from eeg2fmri.reporting.aggregate import check_specs
+
+    spec = tiny_spec("e2fnet")
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"model": "e2fnet", "spec": spec}))
+    check_specs([path], {"e2fnet": spec, "other": {}})
+    wider = {**spec, "params": {"width": 32}}
+    with pytest.raises(InputError, match=r"metrics.json: .*spec.params.width 8 \(made with\) vs "
+                                         r"32 .*--forcerun train"):
+        check_specs([path], {"e2fnet": wider})

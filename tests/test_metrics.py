@@ -76,3 +76,29 @@ def test_compute_returns_per_volume_lists_and_means():
     assert set(out["mean"]) == set(metrics.ALL)
     assert all(len(v) == 4 for v in out["per_volume"].values())
     assert abs(out["mean"]["ssim"] - np.mean(out["per_volume"]["ssim"])) < 1e-12
+
+
+def test_undefined_metrics_are_nan_not_perfect_scores():
+    """Constant against constant is not SSIM 1.0 / PSNR 120 dB, and a run without temporal
+    variance has no voxel corr."""
+    const = np.full((4, 6, 16, 16), 0.5, np.float32)
+    r = metrics.compute(const, const, np.ones((6, 16, 16), bool))
+    assert all(np.isnan(r["mean"][k]) for k in metrics.ALL)
+    vols, _ = _pair(shape=(1, 6, 16, 16))
+    still = np.repeat(vols, 4, axis=0)  # every volume the same image
+    r = metrics.compute(still, still, np.ones((6, 16, 16), bool))
+    assert np.isnan(r["mean"]["voxel_corr"]) and r["mean"]["ssim"] > 0.99
+
+
+def test_an_undefined_fold_is_reported_never_averaged_away():
+    import pandas as pd
+
+    from eeg2fmri.reporting.aggregate import markdown_summary, summary_table
+
+    df = pd.DataFrame({"model": ["m", "m"], "fold": ["fold-sub-01", "fold-sub-02"],
+                       "ssim": [0.9, 0.8], "ssim3d": [0.9, 0.8], "psnr": [20.0, 21.0],
+                       "rmse": [0.1, 0.1], "voxel_corr": [0.4, np.nan], "params": [1, 1]})
+    md = markdown_summary(summary_table(df))
+    assert "undefined in 1 of 2 folds" in md and "0.850 ± 0.071" in md
+    one = markdown_summary(summary_table(df.iloc[:1]))
+    assert "0.900 (1 fold)" in one

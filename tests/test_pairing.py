@@ -112,3 +112,58 @@ def test_a_dataset_of_ones_own_named_like_a_built_in_is_refused(own):
     cfg = {"dataset_settings": {"xp2": {"root": str(own), "eeg": EEG, "bold": BOLD}}}
     [line] = [ln for ln in dataset_errors(cfg) if "xp2.root" in ln]
     assert "built-in" in line and "raw_roots.xp2" in line and "skip_volumes" in line
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"decimate": 3}, r"250 Hz x 2 s / 3 = 166.667 samples is not whole: windows would be "
+                      r"167 samples, 2.0040 s for a 2 s TR; choose a "
+                      r"dataset_settings.mine.decimate"),
+    ({"decimate": 1000}, "0.5 samples is too short"),
+    ({"tr": 1e-9}, "is too short to window; check dataset_settings.mine.tr"),
+    ({"keep_channels": ["Fp1"], "drop_channels": ["Fp1"]}, None),
+    ({"drop_channels": ["Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7"]},
+     r"no channel left of 8 \(all dropped by"),
+])
+def test_windows_that_cannot_be_cut_are_refused_by_inspect(own, entry, message):
+    problems = _problems(own, **entry)
+    if message is None:
+        assert problems == []
+    else:
+        assert problems and all(re.search(message, p) for p in problems[:4]), problems
+
+
+def test_inspect_never_writes_into_the_dataset_or_over_its_own_table(own, tmp_path, capsys):
+    import json
+
+    from eeg2fmri.cli import main
+
+    before = (own / "participants.tsv").read_bytes()
+    base = ["inspect", "--dataset", "mine", "--raw", str(own), "--config",
+            json.dumps(_cfg(own))]
+    for out, message in ((own / "participants.tsv", "inside the dataset's root"),
+                         (own / "sub-01" / "x.tsv", "inside the dataset's root"),
+                         (tmp_path / "x.md", "must name the table to write, a .tsv")):
+        assert main([*base, "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    assert (own / "participants.tsv").read_bytes() == before
+    assert main([*base, "--out", str(tmp_path / "t.tsv")]) == 0
+    assert (tmp_path / "t.md").read_text().startswith("|")
+
+
+def test_inspect_reports_each_runs_amplitude_and_names_one_far_off(own):
+    import mne
+    import pybv
+
+    vhdr = own / "sub-02" / "eeg" / "sub-02_task-rest_eeg.vhdr"
+    raw = mne.io.read_raw_brainvision(vhdr, preload=True, verbose="error")
+    events = [{"onset": int(o), "description": 128, "type": "Response"}
+              for o in raw.time_as_index(raw.annotations.onset, use_rounding=True)]
+    pybv.write_brainvision(data=raw.get_data() * 1e3, sfreq=raw.info["sfreq"],
+                           ch_names=raw.ch_names, folder_out=vhdr.parent, fname_base=vhdr.stem,
+                           events=events, unit="µV", resolution=0.01, overwrite=True)
+    rows, problems = inspect_dataset(get_dataset("mine", _cfg(own)), own)
+    amp = {r["subject"]: r["amplitude_uv"] for r in rows}
+    assert 3 < amp["sub-01"] < 60 and amp["sub-02"] == pytest.approx(1e3 * amp["sub-01"],
+                                                                      rel=0.5)
+    [far] = [str(p) for p in problems]
+    assert "sub-02_task-rest_eeg.vhdr: EEG amplitude" in far and "unit mismatch" in far

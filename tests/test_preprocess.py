@@ -222,3 +222,23 @@ def test_dct_reduction_keeps_the_field_of_view_and_intensity():
         old_edges = aff[axis, 3] + aff[axis, axis] * np.array([-0.5, n_old - 0.5])
         new_edges = new[axis, 3] + new[axis, axis] * np.array([-0.5, n_new - 0.5])
         np.testing.assert_allclose(new_edges, old_edges)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda v: np.full_like(v, 700.0), "volume.* are constant"),
+    (lambda v: v[..., :1] * np.linspace(1, 2, v.shape[-1]) + np.arange(v.shape[-1]),
+     "no voxel varies over the run's"),
+])
+def test_a_bold_run_without_fluctuations_is_refused(tiny_raw, tmp_path, make, message):
+    """A constant run, and one whose volumes are affine copies of one image (min-max scaling
+    makes it constant), would score SSIM 1 and PSNR 120 dB for every model."""
+    root = tmp_path / "raw"
+    shutil.copytree(tiny_raw, root)
+    bold = root / "sub-01" / "func" / "sub-01_task-rest_bold.nii.gz"
+    img = nib.load(bold)
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    nib.save(nib.Nifti1Image(make(data).astype(np.float32), img.affine, img.header), bold)
+    ds = get_dataset("sim", {"simulation": asdict(TINY)})
+    with pytest.raises(InputError, match=f"sub-01_task-rest_bold.nii.gz: .*{message}"):
+        preprocess_subject(ds, root, "sub-01", tmp_path / "out", n_bins=30)
+    assert not (tmp_path / "out").exists()

@@ -70,6 +70,51 @@ def test_record_round_trip_and_version_check(tiny_features, tmp_path):
     old = torch.load(tmp_path / "old.pt", weights_only=True)
     old["version"] = VERSION + 1
     torch.save(old, tmp_path / "new.pt")
-    with pytest.raises(InputError, match=f"model record version {VERSION + 1} .* reads version "
-                                         f"{VERSION}"):
+    with pytest.raises(InputError, match=f"model record version {VERSION + 1} .* is not the "
+                                         f"version {VERSION} "):
         load_record(tmp_path / "new.pt")
+
+
+@pytest.fixture(scope="module")
+def tiny_record(tiny_features, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("record")
+    train_fold(tiny_spec("e2fnet", epochs=1), loso_fold(["sub-01", "sub-02", "sub-03", "sub-04"],
+                                                        "sub-01"), tiny_features, out,
+               progress=False)
+    return out / "model.pt"
+
+
+def _edited(tmp_path, trained_record, edit, *, keep_digest=True):
+    record = torch.load(trained_record, weights_only=True)
+    edit(record)
+    if not keep_digest:
+        record.pop("digest", None)
+    path = tmp_path / "edited.pt"
+    torch.save(record, path)
+    return path
+
+
+@pytest.mark.parametrize("edit, keep_digest, message", [
+    (lambda r: r["state"][next(iter(r["state"]))].fill_(float("nan")), True,
+     "changed after training"),
+    (lambda r: r["volume"].update(shape=[4, 4, 4]), True, "changed after training"),
+    (lambda r: r["state"][next(iter(r["state"]))].fill_(float("nan")), False, "holds NaN/inf"),
+    (lambda r: r["eeg"]["norm"].update(a=torch.full_like(torch.as_tensor(r["eeg"]["norm"]["a"],
+                                                                          dtype=torch.float32),
+                                                         float("inf"))), False,
+     "eeg.norm.a holds NaN/inf"),
+    (lambda r: r.pop("volume"), False, "lacks 'volume'"),
+    (lambda r: r["eeg"].pop("channels"), False, r"'eeg' lacks \['channels'\]"),
+    (lambda r: r.update(arch="e3fnet"), False, "unknown architecture 'e3fnet'"),
+    (lambda r: r["params"].update(width=16), False, "weights do not fit its settings"),
+    (lambda r: r["eeg"].update(channels=r["eeg"]["channels"][:-1]), False,
+     "eeg.norm was fitted on 8 channels but eeg.channels lists 7"),
+    (lambda r: r.update(version="1"), False, "version '1' .* is not the version 1"),
+])
+def test_an_edited_or_broken_record_is_refused_in_one_line(tmp_path, tiny_record, edit,
+                                                           keep_digest, message):
+    from eeg2fmri.record import load_model
+
+    path = _edited(tmp_path, tiny_record, edit, keep_digest=keep_digest)
+    with pytest.raises(InputError, match=message):
+        load_model(path, torch.device("cpu"))

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from eeg2fmri.cli import main
+from eeg2fmri.errors import InputError
 from eeg2fmri.evaluation.predict import evaluate_fold
 from eeg2fmri.evaluation.synthesize import synthesize
 from eeg2fmri.models import ARCHITECTURES
@@ -44,14 +45,16 @@ def _volumes(path: Path) -> np.ndarray:
 
 
 def _rewrite(src: Path, dst: Path, *, order: list[int] | None = None, extra: bool = False,
-             fs_factor: int = 1) -> Path:
-    """The recording written again: channels reordered, one extra channel, or resampled."""
+             fs_factor: int = 1, scale: float = 1.0, extra_name: str = "EXTRA",
+             markers: bool = True) -> Path:
+    """The recording written again: channels reordered, one extra channel, resampled, scaled,
+    or without its markers."""
     raw = mne.io.read_raw_brainvision(src, preload=True, verbose="error")
-    data, names = raw.get_data(), list(raw.ch_names)
+    data, names = raw.get_data() * scale, list(raw.ch_names)
     if order is not None:
         data, names = data[order], [names[i] for i in order]
     if extra:
-        data, names = np.vstack([data, np.zeros((1, data.shape[1]))]), [*names, "EXTRA"]
+        data, names = np.vstack([data, np.zeros((1, data.shape[1]))]), [*names, extra_name]
     fs = raw.info["sfreq"]
     if fs_factor != 1:
         data, fs = mne.filter.resample(data, up=fs_factor, axis=-1, verbose="error"), fs * fs_factor
@@ -59,8 +62,8 @@ def _rewrite(src: Path, dst: Path, *, order: list[int] | None = None, extra: boo
     events = [{"onset": int(o), "description": 128, "type": "Response"}
               for o, d in zip(onsets, raw.annotations.description, strict=True) if "R128" in d]
     pybv.write_brainvision(data=data, sfreq=fs, ch_names=names, folder_out=dst.parent,
-                           fname_base=dst.stem, events=events, unit="µV", resolution=0.01,
-                           overwrite=True)
+                           fname_base=dst.stem, events=events if markers else None, unit="µV",
+                           resolution=0.01, overwrite=True)
     return dst
 
 
@@ -182,3 +185,63 @@ def test_a_recording_at_the_training_recordings_rate_is_decimated_as_preprocessi
     assert side["resampled_from_hz"] == 2 * TINY.fs
     np.testing.assert_allclose(_volumes(tmp_path / "synth.nii.gz"),
                                _volumes(out / "predictions.nii.gz"), atol=1e-5)
+
+
+# --- refusals: never a wrong volume with exit 0 -------------------------------------------------
+
+
+@pytest.mark.parametrize("marker", ["R129", "Stimulus/R128"])
+def test_a_marker_asked_for_and_not_found_is_an_error_naming_the_markers(trained, tiny_raw,
+                                                                        tmp_path, marker):
+    with pytest.raises(InputError, match=r"0 volume marker\(s\) .*the markers it has: "
+                                         r".*Response/R128 \(\d+\).*--marker none"):
+        synthesize(trained / "model.pt", _eeg(tiny_raw), tmp_path / "o.nii.gz", marker=marker,
+                   device="cpu", progress=False)
+    assert not (tmp_path / "o.nii.gz").exists()
+
+
+def test_the_records_marker_missing_is_an_error_until_marker_none(trained, tiny_raw, tmp_path):
+    bare = _rewrite(_eeg(tiny_raw), tmp_path / "bare.vhdr", markers=False)
+    with pytest.raises(InputError, match="0 volume marker.*'Response/R128'"):
+        synthesize(trained / "model.pt", bare, tmp_path / "o.nii.gz", device="cpu",
+                   progress=False)
+    side = synthesize(trained / "model.pt", bare, tmp_path / "o.nii.gz", marker="none",
+                      device="cpu", progress=False)
+    assert side["windows"] == "every TR from 0 s"
+
+
+def test_channels_differing_only_in_case_are_ambiguous(trained, tiny_raw, tmp_path):
+    twin = _rewrite(_eeg(tiny_raw), tmp_path / "twin.vhdr", extra=True, extra_name="FP1")
+    with pytest.raises(InputError, match="'Fp1' and 'FP1' differ only in case"):
+        synthesize(trained / "model.pt", twin, tmp_path / "o.nii.gz", device="cpu",
+                   progress=False)
+
+
+def test_eeg_orders_of_magnitude_off_the_training_eeg_is_refused(trained, tiny_raw, tmp_path):
+    """Volts labelled as microvolts: a factor of 1e3 here (pybv's resolution limits the test)."""
+    loud = _rewrite(_eeg(tiny_raw), tmp_path / "loud.vhdr", scale=1e3)
+    with pytest.raises(InputError, match="is 1e\\+03 times the training recordings'"):
+        synthesize(trained / "model.pt", loud, tmp_path / "o.nii.gz", device="cpu",
+                   progress=False)
+    side = synthesize(trained / "model.pt", loud, tmp_path / "o.nii.gz", device="cpu",
+                      progress=False, accept_amplitude=True)
+    assert "accepted with --accept-amplitude" in side["amplitude"]
+    same = synthesize(trained / "model.pt", _eeg(tiny_raw), tmp_path / "p.nii.gz", device="cpu",
+                      progress=False)
+    assert same["amplitude"].endswith(")") and "training EEG" in same["amplitude"]
+
+
+def test_synthesis_never_writes_over_its_inputs(trained, tiny_raw, tmp_path, capsys):
+    model, eeg = trained / "model.pt", _eeg(tiny_raw)
+    before = {p: p.read_bytes() for p in (model, eeg, eeg.with_suffix(".vmrk"))}
+    foreign = tmp_path / "notes.json"
+    foreign.write_text('{"mine": 1}')
+    (tmp_path / "folder.nii.gz").mkdir()
+    for out, message in ((model, "must name a NIfTI"), (eeg, "must name a NIfTI"),
+                         (tmp_path / "notes.nii.gz", "not an earlier synthesis sidecar"),
+                         (tmp_path / "folder.nii.gz", "is a folder")):
+        code = main(["synthesize", "--model", str(model), "--eeg", str(eeg), "--out", str(out),
+                     "--device", "cpu", "--no-progress"])
+        assert code == 2 and message in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in before} == before
+    assert foreign.read_text() == '{"mine": 1}'

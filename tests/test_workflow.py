@@ -4,6 +4,7 @@ validation, and a tiny end-to-end run that produces the table and figures."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -168,6 +169,24 @@ def test_tiny_end_to_end_run_produces_the_table(tmp_path):
     # nothing left to do, and a training-only edit reruns training but not preprocessing
     again = run(tmp_path, "-n", "--cores", "2", config=config)
     assert "Nothing to be done" in again.stdout + again.stderr
+    # a replaced marker file of a synthesized recording reruns its synthesis
+    vmrk = tmp_path / eeg.replace(".vhdr", ".vmrk")
+    os.utime(vmrk, (vmrk.stat().st_mtime + 10,) * 2)
+    assert jobs(run(tmp_path, "-n", "--cores", "2", config=config).stdout) == {
+        "synthesize": 1, "all": 1}
+    # a second experiment (another seed and n_bins) sharing this one's data_root, in a fresh
+    # working directory: its first job that reads the features refuses them in one line
+    other = tmp_path / "other"
+    other.mkdir()
+    shared = {**TINY_CONFIG, "data_root": str(tmp_path / "data"),
+              "simulation": {**TINY_CONFIG["simulation"], "seed": 2},
+              "features": {**TINY_CONFIG["features"], "n_bins": 30}}
+    r = run(other, "--cores", "1", "results/sim/mean_volume/fold-sub-01/metrics.json",
+            config=shared)
+    assert r.returncode != 0
+    log = (other / "results/logs/sim/train/mean_volume/fold-sub-01.log").read_text()
+    assert "features.n_bins 40 (made with) vs 30 (this run's config)" in log
+    assert "simulation.seed 1 (made with) vs 2" in log and "data_root" in log
     edited = {**config, "model_settings": {"e2fnet": {"arch": "e2fnet", "width": 16}}}
     r = run(tmp_path, "-n", "--cores", "2", config=edited)
     counts = jobs(r.stdout)
@@ -176,3 +195,15 @@ def test_tiny_end_to_end_run_produces_the_table(tmp_path):
     report = run(tmp_path, "--report", str(tmp_path / "report.html"), config=config)
     assert report.returncode == 0, report.stderr[-2000:]
     assert (tmp_path / "report.html").stat().st_size > 10_000
+
+
+@pytest.mark.workflow
+def test_two_synthesis_entries_writing_one_file_are_refused(tmp_path):
+    """s1/rec.vhdr and s2/rec.vhdr would both be rec_e2fnet_fold-sub-01: never one skipped."""
+    config = {**TINY_CONFIG, "synthesize": [
+        {"eeg": "s1/rec.vhdr", "model": "e2fnet", "fold": "sub-01"},
+        {"eeg": "s2/rec.vhdr", "model": "e2fnet", "fold": "sub-01"}]}
+    r = run(tmp_path, "-n", "--cores", "1", config=config)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "entries 0 and 1 would both write" in out
+    assert "s1/rec.vhdr and s2/rec.vhdr" in out and "give each a `name`" in out

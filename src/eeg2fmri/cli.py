@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,11 @@ def _config_file(path: Path) -> dict[str, Any]:
         cfg = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as e:
         raise InputError(path, f"not a readable YAML config ({e})") from None
-    schema = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-    problems = config_errors(cfg, str(schema)) if schema.is_file() else []
+    schema = Path(__file__).with_name("config.schema.yaml")  # installed beside the package
+    if not schema.is_file():
+        raise InputError(schema, "the config schema is missing from this installation: "
+                                 "reinstall eeg2fmri (pip install .)")
+    problems = config_errors(cfg, str(schema))
     if problems:
         raise InputError(path, "; ".join(problems))
     return cfg
@@ -85,9 +89,16 @@ def cmd_inspect(a: argparse.Namespace) -> int:
         raise InputError(None, f"inspect {a.dataset}: give --raw (its root folder)")
     if ds.simulated:
         check_simulated_tree(root, sim_config(a.config))
+    out = a.out or Path(f"{a.dataset}-inspect.tsv")
+    if out.suffix != ".tsv" or out.is_dir():
+        raise InputError(out, "--out must name the table to write, a .tsv file (its .md "
+                              "summary goes beside it)")
+    inside = Path(os.path.abspath(out)).is_relative_to(os.path.abspath(root))
+    if inside:
+        raise InputError(out, f"lies inside the dataset's root {root}: inspect never writes "
+                              "into a dataset; choose an --out elsewhere")
     pairing = a.config.get("features", {}).get("pairing", "markers")
     rows, problems = inspect_dataset(ds, root, pairing)
-    out = a.out or Path(f"{a.dataset}-inspect.tsv")
     print(write_tables(rows, problems, out))
     print(f"\ntable: {out} ({out.with_suffix('.md')})")
     return 1 if problems and not a.table_only else 0
@@ -138,7 +149,8 @@ def cmd_synthesize(a: argparse.Namespace) -> None:
 
     _prepare_device(a.device, a.threads)
     side = synthesize(a.model, a.eeg, a.out, start=a.start, marker=a.marker, fmt=a.format,
-                      seed=a.seed, device=a.device, progress=not a.no_progress)
+                      seed=a.seed, device=a.device, progress=not a.no_progress,
+                      accept_amplitude=a.accept_amplitude)
     print(f"{a.out}: {side['n_volumes']} volumes from {side['n_windows']} windows "
           f"({side['windows']}), model {side['model_name']} {side['fold']}")
 
@@ -147,7 +159,7 @@ def cmd_aggregate(a: argparse.Namespace) -> None:
     from eeg2fmri.reporting.aggregate import aggregate
     from eeg2fmri.reporting.figures import make_figures
 
-    table = aggregate(a.metrics, a.out)
+    table = aggregate(a.metrics, a.out, a.expect_specs)
     make_figures(a.metrics, a.features, a.out)
     print(table)
 
@@ -247,10 +259,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True, help="the NIfTI to write (.nii.gz)")
     s.add_argument("--start", type=float, default=0.0,
                    help="without volume markers: the first window's start (s); default 0")
-    s.add_argument("--marker", help="volume marker (default: the training data's; 'none' to "
-                                    "ignore markers and window every TR from --start)")
+    s.add_argument("--marker", help="volume marker (default: the training data's; an error "
+                                    "if the recording lacks it; 'none' to ignore markers and "
+                                    "window every TR from --start)")
     s.add_argument("--format", help="EEG format, if not clear from the extension")
     s.add_argument("--seed", type=int, help="seed of a generative model's sampling noise")
+    s.add_argument("--accept-amplitude", action="store_true",
+                   help="synthesize EEG whose amplitude is >10x off the training EEG's")
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--no-progress", action="store_true")
@@ -260,6 +275,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", type=Path, nargs="+", required=True)
     s.add_argument("--features", type=Path, required=True, help="the dataset's features dir")
     s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--expect-specs", type=_json,
+                   help="JSON {model: training spec} the metrics must have been made with")
     s.set_defaults(func=cmd_aggregate)
 
     s = sub.add_parser("params", help="count a model's parameters")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,17 +95,48 @@ def config_errors(cfg: dict[str, Any], schema_path: str) -> list[str]:
                  if err.validator == "additionalProperties" else [])
         if extra:
             lines.append(f"config key {'.'.join([*path, extra[0]])!r} is not a known setting")
+        elif err.validator == "type" and _number_text(err.instance) and (
+                "number" in err.validator_value or "integer" in err.validator_value):
+            lines.append(f"config key {key!r}: {err.instance!r} is text, not a number: YAML "
+                         "reads an exponent without a sign as text; write it as "
+                         f"{float(err.instance):.6g} or with a signed exponent (1.0e+12)")
         elif err.validator == "pattern" and err.validator_value == DATASET_NAME:
             lines.append(f"config key {key!r}: dataset name {err.instance!r} may hold only "
                          "lowercase letters and digits, starting with a letter (it names "
                          "folders and a workflow wildcard)")
         else:
             lines.append(f"config key {key!r}: {err.message}")
+    lines += [f"config key {key!r}: {text!r} holds a line break; remove it"
+              for key, text in _strings(cfg) if "\n" in text or "\r" in text]
     return lines or dataset_errors(cfg) + model_errors(cfg) + synthesis_errors(cfg)
+
+
+def _strings(obj: Any, key: str = "") -> list[tuple[str, str]]:
+    """(dotted key, text) of every string in a config, dictionary keys included."""
+    if isinstance(obj, dict):
+        out = []
+        for k, v in obj.items():
+            sub = f"{key}.{k}" if key else str(k)
+            out += [(sub, k)] if isinstance(k, str) else []
+            out += _strings(v, sub)
+        return out
+    if isinstance(obj, list):
+        return [s for i, v in enumerate(obj) for s in _strings(v, f"{key}.{i}")]
+    return [(key, obj)] if isinstance(obj, str) else []
 
 
 DATASET_NAME = "^[a-z][a-z0-9]*$"
 RESERVED_NAMES = ("logs",)  # results_root/logs/ holds the job logs beside results_root/<dataset>/
+
+
+def _number_text(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def dataset_errors(cfg: dict[str, Any]) -> list[str]:
@@ -143,6 +175,9 @@ def dataset_errors(cfg: dict[str, Any]) -> list[str]:
                          f"local copy of {name}, set raw_roots.{name} instead")
         lines += [f"config key 'dataset_settings.{name}.{key}': {why}"
                   for key in ("eeg", "bold") if (why := pattern_error(entry.get(key), entry))]
+        lines += [f"config key 'dataset_settings.{name}.{key}': {entry[key]} is not a finite "
+                  "number" for key in ("offset_s", "tr", "fs")
+                  if isinstance(entry.get(key), float) and not math.isfinite(entry[key])]
     return lines
 
 

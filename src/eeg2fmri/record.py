@@ -23,6 +23,9 @@ code, and an older or newer version, with a one-line error.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import pickle
 from pathlib import Path
 from typing import Any
@@ -59,12 +62,88 @@ def plain(obj: Any) -> Any:
     raise TypeError(f"a model record holds plain values and tensors, not {type(obj).__name__}")
 
 
+REQUIRED = {"arch": str, "params": dict, "state": dict, "spec": dict, "eeg": dict,
+            "volume": dict, "fold": dict}
+REQUIRED_EEG = ("channels", "fs", "tr", "window_samples", "bins", "input", "context", "norm")
+
+
+def digest(record: dict[str, Any]) -> str:
+    """SHA-256 of everything in a record but its `digest`: tensors by dtype, shape and bytes,
+    other values as JSON. Any edit after training changes it."""
+    h = hashlib.sha256()
+
+    def walk(obj: Any) -> None:
+        if isinstance(obj, dict):
+            h.update(b"{")
+            for key in sorted(obj):
+                if key != "digest":
+                    h.update(json.dumps(key).encode() + b":")
+                    walk(obj[key])
+            h.update(b"}")
+        elif isinstance(obj, list | tuple):
+            h.update(b"[")
+            for value in obj:
+                walk(value)
+            h.update(b"]")
+        elif isinstance(obj, torch.Tensor):
+            t = obj.detach().cpu().contiguous().reshape(-1)
+            h.update(f"T{t.dtype}{tuple(obj.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes())
+        else:
+            h.update(json.dumps(obj).encode())
+
+    walk(record)
+    return h.hexdigest()
+
+
 def save_record(path: str | Path, record: dict[str, Any]) -> None:
-    """Write a record (atomically), stamped with the format, version and package version."""
+    """Write a record (atomically), stamped with the format, version, package version and the
+    digest of all of it."""
     full = plain({**record, "format": FORMAT, "version": VERSION,
                   "package_version": __version__})
+    full["digest"] = digest(full)
     with atomic_path(path) as tmp:
         torch.save(full, tmp)
+
+
+def check_record(path: Path, record: dict[str, Any]) -> None:
+    """A loaded record is whole, unedited and usable: its digest, the keys and types readers
+    need, a known architecture, finite weights and normalisation. One line naming the file."""
+    if "digest" in record and record["digest"] != digest(record):
+        raise InputError(path, "was changed after training (its digest differs from its "
+                               "contents): retrain it, or restore the file training wrote")
+    for key, kind in REQUIRED.items():
+        if not isinstance(record.get(key), kind):
+            raise InputError(path, f"model record lacks {key!r} (or it is not a "
+                                   f"{kind.__name__}): retrain it")
+    missing = [k for k in REQUIRED_EEG if k not in record["eeg"]]
+    if missing:
+        raise InputError(path, f"model record's 'eeg' lacks {missing}: retrain it")
+    from eeg2fmri.models import ARCHITECTURES
+
+    if record["arch"] not in ARCHITECTURES:
+        raise InputError(path, f"unknown architecture {record['arch']!r} (known: "
+                               f"{', '.join(sorted(ARCHITECTURES))})")
+    norm_a, channels = record["eeg"]["norm"].get("a"), record["eeg"]["channels"]
+    if isinstance(norm_a, torch.Tensor) and norm_a.ndim == 2 and norm_a.shape[0] != len(channels):
+        raise InputError(path, f"eeg.norm was fitted on {norm_a.shape[0]} channels but "
+                               f"eeg.channels lists {len(channels)}: retrain it")
+    for where, tree in (("state", record["state"]), ("eeg.norm", record["eeg"]["norm"])):
+        for name, value in _leaves(tree):
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(
+                    torch.isfinite(value).all()):
+                raise InputError(path, f"{where}.{name} holds NaN/inf values: retrain it")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InputError(path, f"{where}.{name} is {value}: retrain it")
+
+
+def _leaves(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(tree, dict):
+        return [leaf for k, v in tree.items()
+                for leaf in _leaves(v, f"{prefix}.{k}" if prefix else str(k))]
+    if isinstance(tree, list):
+        return [leaf for i, v in enumerate(tree) for leaf in _leaves(v, f"{prefix}[{i}]")]
+    return [(prefix, tree)]
 
 
 def load_record(path: str | Path) -> dict[str, Any]:
@@ -84,10 +163,11 @@ def load_record(path: str | Path) -> dict[str, Any]:
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise InputError(path, "not an eeg2fmri model record")
     if record.get("version") != VERSION:
-        raise InputError(path, f"model record version {record.get('version')} (written by "
-                               f"eeg2fmri {record.get('package_version')}); this is eeg2fmri "
-                               f"{__version__}, which reads version {VERSION}: retrain, or use "
-                               "the version that wrote it")
+        raise InputError(path, f"model record version {record.get('version')!r} (written by "
+                               f"eeg2fmri {record.get('package_version')}) is not the version "
+                               f"{VERSION} this eeg2fmri {__version__} reads: retrain, or use "
+                               "the eeg2fmri that wrote it")
+    check_record(path, record)
     return record
 
 
@@ -97,8 +177,13 @@ def load_model(path: str | Path, device: torch.device) -> tuple[Model, dict[str,
     eeg = record["eeg"]
     n_freqs = (eeg["window_samples"] if eeg["input"] == "raw"
                else eeg["bins"][1] - eeg["bins"][0])
-    model = build_model(record["arch"], n_channels=len(eeg["channels"]), n_freqs=n_freqs,
-                        out_shape=tuple(record["volume"]["shape"]), context=eeg["context"],
-                        **record["params"])
-    model.load_state_dict(record["state"])
+    try:
+        model = build_model(record["arch"], n_channels=len(eeg["channels"]), n_freqs=n_freqs,
+                            out_shape=tuple(record["volume"]["shape"]), context=eeg["context"],
+                            **record["params"])
+        model.load_state_dict(record["state"])
+    except (RuntimeError, TypeError, ValueError, KeyError) as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise InputError(path, f"its weights do not fit its settings ({first}): retrain it"
+                         ) from None
     return model.to(device).eval(), record

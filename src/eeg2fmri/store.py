@@ -170,3 +170,14 @@ def _load(path: Path, mmap_mode: str | None) -> np.ndarray:
     except (ValueError, OSError, EOFError) as e:
         raise InputError(path, f"not a readable .npy array ({e}); rerun the preprocess rule"
                          ) from e
+
+
+def amplitude_uv(windows: np.ndarray, max_windows: int = 256) -> float:
+    """The EEG's typical amplitude: the median over windows and channels of each window's
+    standard deviation, for raw windows [N, C, S] in microvolts (up to `max_windows` of them,
+    evenly spread). Compares recordings' scales (volts labelled as microvolts differ by 1e6);
+    `preprocess.eeg.window_sd` gives the same figure from samples."""
+    if len(windows) == 0:
+        return float("nan")
+    pick = np.unique(np.linspace(0, len(windows) - 1, min(len(windows), max_windows)).astype(int))
+    return float(np.median(np.asarray(windows[pick], dtype=np.float64).std(axis=-1)))

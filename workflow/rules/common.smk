@@ -138,7 +138,33 @@ def synthesis_jobs():
                                 f"({', '.join(dataset(ds).folds())})")
         name = entry.get("name") or f"{Path(entry['eeg']).name.split('.')[0]}_{entry['model']}_{fold}"
         jobs.append({**entry, "dataset": ds, "fold": fold, "name": name})
+    seen = {}
+    for i, job in enumerate(jobs):
+        key = (job["dataset"], job["name"])
+        if key in seen:
+            raise WorkflowError(
+                f"config synthesize: entries {seen[key]} and {i} would both write "
+                f"{RESULTS}/{job['dataset']}/synthesized/{job['name']}.nii.gz ("
+                f"{jobs[seen[key]]['eeg']} and {job['eeg']}): give each a `name`")
+        seen[key] = i
     return jobs
+
+
+def synthesis_inputs(wildcards):
+    """The recording of a synthesize entry and every file it reads (a BrainVision header's data
+    and marker files, an EEGLAB .fdt), so that replacing any of them reruns the job."""
+    eeg = Path(synthesis_job(wildcards)["eeg"])
+    files = [eeg]
+    if eeg.suffix.lower() == ".vhdr" and eeg.is_file():
+        from eeg2fmri.data.readers import brainvision_files
+
+        try:
+            files += brainvision_files(eeg)
+        except InputError as e:
+            raise WorkflowError(f"config synthesize: {e}") from None
+    elif eeg.suffix.lower() == ".set" and eeg.with_suffix(".fdt").is_file():
+        files.append(eeg.with_suffix(".fdt"))
+    return [str(f) for f in files]
 
 
 def synthesis_job(wildcards):

@@ -29,10 +29,11 @@ rule aggregate:
     params:
         code=code("aggregate"),
         features=lambda w: f"{FEATURES}/{w.dataset}",
+        specs=json.dumps({m: train_spec(config, m) for m in config["models"]}, sort_keys=True),
     log:
         f"{RESULTS}/logs/{{dataset}}/aggregate.log",
     conda:
         ENV
     shell:
         "eeg2fmri aggregate --metrics {input.metrics} --features {params.features}"
-        " --out $(dirname {output.table}) > {log} 2>&1"
+        " --out $(dirname {output.table}) --expect-specs {params.specs:q} > {log} 2>&1"

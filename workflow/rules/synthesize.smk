@@ -6,7 +6,7 @@ rule synthesize:
     input:
         model=lambda w: f"{RESULTS}/{w.dataset}/{synthesis_job(w)['model']}/"
         f"{synthesis_job(w)['fold']}/model.pt",
-        eeg=lambda w: synthesis_job(w)["eeg"],
+        eeg=synthesis_inputs,
     output:
         volumes=f"{RESULTS}/{{dataset}}/synthesized/{{name}}.nii.gz",
         sidecar=f"{RESULTS}/{{dataset}}/synthesized/{{name}}.json",
@@ -30,6 +30,6 @@ rule synthesize:
     conda:
         ENV
     shell:
-        "eeg2fmri synthesize --model {input.model} --eeg {input.eeg} --out {output.volumes}"
+        "eeg2fmri synthesize --model {input.model} --eeg {input.eeg[0]} --out {output.volumes}"
         " {params.options} --device {params.device} --threads {threads} --no-progress"
         " > {log} 2>&1"

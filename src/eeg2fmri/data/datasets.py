@@ -281,7 +281,7 @@ def discover_subjects(ds: DatasetSpec, root: Path) -> tuple[str, ...]:
             listed = sorted(p.name for p in root.glob("sub-*") if p.is_dir())
         else:
             listed = _pattern_ids(root, ds.eeg)
-    bad = [s for s in listed if not re.match(SUBJECT_PATTERN, s)]
+    bad = [s for s in listed if not re.fullmatch(SUBJECT_PATTERN, s)]
     if bad:
         raise InputError(root, f"subject ids {bad} are not sub-<letters and digits>; list the "
                                f"usable ones under {ds.key('subjects')}")

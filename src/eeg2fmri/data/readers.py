@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import configparser
+import errno
 import json
+import os
 import re
 import shutil
 import sys
@@ -55,6 +57,22 @@ def _vhdr_common(path: Path) -> dict[str, str]:
     if "Common Infos" not in parser:
         raise InputError(path, "not a BrainVision header: no [Common Infos] section")
     return dict(parser["Common Infos"])
+
+
+def missing(path: Path, what: str) -> str:
+    """Why `path` cannot be read as a file, in words: a link loop, a broken link, a folder, or
+    nothing there."""
+    try:
+        path.stat()
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return f"{what} is a symbolic link loop"
+        if path.is_symlink():
+            return f"{what} is a broken symbolic link (to {os.readlink(path)})"
+        if e.errno in (errno.EACCES, errno.EPERM):
+            return f"{what} cannot be read: {e.strerror}"
+        return f"{what} does not exist"
+    return f"{what} is not a regular file" if not path.is_dir() else f"{what} is a folder"
 
 
 _COMPANIONS = (("DataFile", (".eeg", ".dat")), ("MarkerFile", (".vmrk",)))
@@ -116,6 +134,17 @@ def check_brainvision(path: Path, common: dict[str, str]) -> None:
         n_ch = int(common.get("NumberOfChannels", ""))
     except ValueError:
         raise InputError(path, "header has no valid NumberOfChannels= line") from None
+    if n_ch < 1:
+        raise InputError(path, f"header says NumberOfChannels={n_ch}: a recording needs at "
+                               "least one channel")
+    try:
+        interval = float(common.get("SamplingInterval", ""))
+    except ValueError:
+        raise InputError(path, "header has no valid SamplingInterval= line (microseconds per "
+                               "sample)") from None
+    if not 0 < interval < float("inf"):
+        raise InputError(path, f"header says SamplingInterval={common['SamplingInterval']}: "
+                               "microseconds per sample must be positive")
     section = re.search(r"^\[Channel Infos\][^\n]*\n(.*?)(?=^\[|\Z)", text,
                         flags=re.MULTILINE | re.DOTALL)
     listed = len(re.findall(r"^Ch\d+=", section[1] if section else "", flags=re.MULTILINE))
@@ -140,9 +169,15 @@ def check_brainvision(path: Path, common: dict[str, str]) -> None:
                                     f"header {path.name} says DataPoints={int(points):,}: the "
                                     f"file is truncated or the header wrong")
     marker_file, _ = _companion(path, common, "MarkerFile", (".vmrk",))
-    positions = [int(m) for m in re.findall(r"^Mk\d+=[^,\n]*,[^,\n]*,\s*(\d+)",
-                                            marker_file.read_text("utf-8", errors="replace"),
-                                            flags=re.MULTILINE)]
+    marks = re.findall(r"^(Mk\d+)=[^,\n]*,[^,\n]*,\s*(-?\d+)",
+                       marker_file.read_text("utf-8", errors="replace"), flags=re.MULTILINE)
+    before = [(name, int(p)) for name, p in marks if int(p) < 1]
+    if before:
+        raise InputError(marker_file, f"{len(before)} marker(s) lie before the recording's first "
+                                      f"sample (the first: {before[0][0]} at position "
+                                      f"{before[0][1]}; positions count from 1): the marker "
+                                      "file is damaged or belongs to another recording")
+    positions = [int(p) for _, p in marks]
     past = [p for p in positions if p - 1 >= n_samples]  # positions count from 1
     if past:
         raise InputError(data_file, f"holds {n_samples:,} samples ({size:,} bytes) but "
@@ -154,20 +189,24 @@ def check_brainvision(path: Path, common: dict[str, str]) -> None:
 
 def check_edf(path: Path) -> None:
     """An EDF/BDF file's size against its header (records x samples per record x bytes)."""
+    size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(256)
         try:
             header_bytes, n_records = int(head[184:192]), int(head[236:244])
             ns = int(head[252:256])
+            if ns < 1 or header_bytes != 256 * (ns + 1) or size < header_bytes:
+                raise ValueError(f"{ns} signals, {header_bytes}-byte header, {size}-byte file")
             f.seek(256 + ns * 216)
             per_record = sum(int(f.read(8)) for _ in range(ns))
-        except ValueError:
-            raise InputError(path, "not a valid EDF/BDF header") from None
+        except ValueError as e:
+            detail = f" ({e})" if "signals" in str(e) else ""
+            raise InputError(path, f"not a valid EDF/BDF header{detail}: the file is truncated "
+                                   "or not EDF") from None
     if n_records < 0:
         return  # unknown number of records (recording not closed): MNE counts them
     width = 3 if path.suffix.lower() == ".bdf" else 2
     expected = header_bytes + n_records * per_record * width
-    size = path.stat().st_size
     if size < expected:
         raise InputError(path, f"is {size:,} bytes but its header ({n_records} records of "
                                f"{per_record} samples x {width} bytes) needs {expected:,}: the "
@@ -205,7 +244,7 @@ def open_raw(path: str | Path, fmt: str) -> Iterator[mne.io.BaseRaw]:
         raise InputError(path, f"unknown EEG format {fmt!r} (known: {', '.join(_MNE_READERS)}"
                                ", mat)")
     if not path.is_file():
-        raise InputError(path, "EEG file does not exist")
+        raise InputError(path, missing(path, "EEG file"))
     repaired = None
     if fmt == "brainvision":
         common = _vhdr_common(path)
@@ -368,7 +407,7 @@ def read_bold_header(path: str | Path) -> BoldHeader:
     sidecar (the .json beside it, else an inherited task-level one up the tree)."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "BOLD file does not exist")
+        raise InputError(path, missing(path, "BOLD file"))
     try:
         img = nib.load(path)
         shape = tuple(int(n) for n in img.shape)
@@ -410,7 +449,7 @@ def read_bold(path: str | Path, expected_tr: float | None = None, tol: float = 1
     """Read a 4-D NIfTI BOLD run; checks it is 4-D, finite, and has the expected TR."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "BOLD file does not exist")
+        raise InputError(path, missing(path, "BOLD file"))
     try:
         img = nib.load(path)
         data = np.asarray(img.dataobj, dtype=np.float32)

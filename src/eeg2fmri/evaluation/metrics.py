@@ -35,11 +35,14 @@ def rmse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def voxel_corr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
-    """Mean over mask voxels of corr_t(pred_v(t), target_v(t)); zero-variance voxels count as 0."""
+    """Mean over mask voxels of corr_t(pred_v(t), target_v(t)); zero-variance voxels count as 0.
+    NaN (undefined) where no target voxel varies: there is nothing to correlate with."""
     p = pred[:, mask].astype(np.float64)
     t = target[:, mask].astype(np.float64)
     p -= p.mean(0)
     t -= t.mean(0)
+    if not (np.abs(t) > 1e-9).any():
+        return float("nan")
     denom = np.sqrt((p**2).sum(0) * (t**2).sum(0))
     r = np.divide((p * t).sum(0), denom, out=np.zeros(p.shape[1]), where=denom > 1e-12)
     return float(r.mean())
@@ -59,9 +62,11 @@ def compute(pred: np.ndarray, target: np.ndarray, mask: np.ndarray, batch: int =
         for s in range(0, len(pred), batch):
             p = torch.from_numpy(np.array(pred[s:s + batch], dtype=np.float32))
             t = torch.from_numpy(np.array(target[s:s + batch], dtype=np.float32))
+            flat = t.flatten(1)
+            constant = (flat.amax(1) - flat.amin(1)) <= 1e-9  # SSIM, PSNR undefined
             for k, fn in fns.items():
-                per[k].extend(fn(p, t).double().tolist())
-    mean = {k: float(np.mean(v)) for k, v in per.items()}
+                per[k].extend(fn(p, t).double().masked_fill(constant, float("nan")).tolist())
+    mean = {k: float(np.mean(v)) for k, v in per.items()}  # NaN if any volume is undefined
     if groups is None:
         mean["voxel_corr"] = voxel_corr(pred, target, mask)
     else:

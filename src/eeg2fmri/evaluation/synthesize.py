@@ -13,6 +13,7 @@ and predicted in chunks, so long recordings run in bounded memory.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -26,13 +27,19 @@ from tqdm import tqdm
 from eeg2fmri import __version__
 from eeg2fmri.data.datasets import format_by_extension
 from eeg2fmri.data.download import sha256sum
-from eeg2fmri.data.readers import match_markers, open_raw, raw_markers, read_samples
+from eeg2fmri.data.readers import (
+    brainvision_files,
+    match_markers,
+    open_raw,
+    raw_markers,
+    read_samples,
+)
 from eeg2fmri.device import pick_device
 from eeg2fmri.errors import InputError
 from eeg2fmri.frames import EEGNorm
 from eeg2fmri.io import save_nifti, write_json
 from eeg2fmri.models.base import SequenceBatch
-from eeg2fmri.preprocess.eeg import decimate, window_samples, window_spectra
+from eeg2fmri.preprocess.eeg import decimate, window_samples, window_sd, window_spectra
 from eeg2fmri.preprocess.fmri import from_volumes
 from eeg2fmri.preprocess.pairing import irregular_intervals
 from eeg2fmri.record import load_model
@@ -47,13 +54,20 @@ class Windows:
     source: str  # "markers 'R128'" or "every TR from 0 s"
     channels_dropped: list[str]
     resampled_from: float | None
+    amplitude_uv: float  # median SD of a window's channel (eeg.amplitude_uv)
 
 
 def match_channels(model_channels: list[str], have: list[str], path: Path
                    ) -> tuple[list[str], list[str]]:
     """The recording's names for the model's channels (in the model's order), and the extra
     channels; every missing channel is named in one error."""
-    lower = {c.lower(): c for c in have}
+    lower: dict[str, str] = {}
+    for c in have:
+        if c.lower() in lower and c.lower() in {m.lower() for m in model_channels}:
+            raise InputError(path, f"channels {lower[c.lower()]!r} and {c!r} differ only in case: "
+                                   f"which one is the model's {c.lower()!r} is ambiguous; "
+                                   "rename or remove one")
+        lower.setdefault(c.lower(), c)
     missing = [c for c in model_channels if c.lower() not in lower]
     if missing:
         raise InputError(path, f"lacks {len(missing)} of the model's {len(model_channels)} "
@@ -68,6 +82,12 @@ def _onsets(markers: dict[str, np.ndarray], marker: str | None, fs: float, tr: f
     found = np.zeros(0, np.int64)
     if marker:
         found = match_markers(markers, marker)
+        if len(found) < 2:  # asked for and not found: never fall back to a TR grid
+            have = ", ".join(f"{k} ({len(v)})" for k, v in sorted(markers.items())[:12])
+            raise InputError(path, (
+                f"{len(found)} volume marker(s) {marker!r} in the recording (the markers it has: "
+                f"{have or 'none'}); pass --marker with the one that marks each volume, or "
+                "--marker none (with --start) to window every TR of an EEG-only recording"))
     if len(found) >= 2:
         spv = fs * tr
         off = irregular_intervals(found, spv)
@@ -122,7 +142,7 @@ def read_windows(path: Path, record: dict[str, Any], *, start: float = 0.0,
             raise InputError(path, f"no complete {n_win}-sample window ({source})")
         if decimated:  # as many samples read per chunk as at the model's rate
             chunk = max(1, chunk // factor)
-        parts = []
+        parts, spreads = [], []
         bar = tqdm(range(0, len(onsets), chunk), desc=f"windows of {path.name}", unit="chunk",
                    disable=not (progress and sys.stderr.isatty()), leave=False)
         for i in bar:
@@ -134,11 +154,32 @@ def read_windows(path: Path, record: dict[str, Any], *, start: float = 0.0,
                 block = data[:, a:b] if data is not None else read_samples(raw, path, picks, a, b)
             block = block * 1e6  # microvolts, as in the features store
             rel = part - a
+            spreads.append(window_sd(block, rel, n_win).ravel())
             x = (window_samples(block, rel, n_win) if eeg["input"] == "raw"
                  else window_spectra(block, rel, n_win, (lo, hi)))
             parts.append(norm(x).astype(np.float32))
     return Windows(np.concatenate(parts), onsets / model_fs, source, extra,
-                   None if fs == model_fs else fs)
+                   None if fs == model_fs else fs, float(np.median(np.concatenate(spreads))))
+
+
+AMPLITUDE_FACTOR = 10.0  # a recording this many times above or below the training EEG is refused
+
+
+def check_amplitude(path: Path, record: dict[str, Any], found: float) -> str | None:
+    """Refuse EEG whose amplitude is orders of magnitude off the training recordings' (volts
+    labelled as microvolts, or the reverse); the comparison in words, for the sidecar."""
+    trained = record["eeg"].get("amplitude_uv")
+    if trained is None:
+        return None
+    text = f"{found:.3g} uV (training EEG {trained:.3g} uV)"
+    ratio = found / trained if trained > 0 else float("inf")
+    if not (1 / AMPLITUDE_FACTOR <= ratio <= AMPLITUDE_FACTOR):
+        raise InputError(path, (
+            f"EEG amplitude {found:.3g} uV per window and channel (median SD) is {ratio:.3g} "
+            f"times the training recordings' {trained:.3g} uV: a unit mismatch (volts written "
+            "as microvolts, or the reverse) or another montage/reference? Fix the file's "
+            "units; --accept-amplitude synthesizes anyway"))
+    return text
 
 
 def _decimated(raw: Any, path: Path, picks: list[str], a: int, b: int, factor: int
@@ -180,17 +221,59 @@ def predict_windows(model: torch.nn.Module, record: dict[str, Any], windows: np.
     return out
 
 
+def output_paths(out_path: Path, model_path: Path, eeg_path: Path, fmt: str | None
+                 ) -> tuple[Path, Path]:
+    """The NIfTI and its sidecar, refused where they would write over an input: the model, the
+    recording or a file it needs, or a JSON that is not an earlier synthesis sidecar."""
+    out_path = Path(out_path)
+    name = out_path.name
+    if not name.endswith((".nii", ".nii.gz")):
+        raise InputError(out_path, "--out must name a NIfTI file (.nii or .nii.gz)")
+    if out_path.is_dir():
+        raise InputError(out_path, "--out is a folder; name the NIfTI file to write")
+    sidecar = out_path.with_name(name.split(".nii")[0] + ".json")
+    inputs = [Path(model_path), Path(eeg_path)]
+    if (fmt or format_by_extension(Path(eeg_path))) == "brainvision" and Path(eeg_path).is_file():
+        inputs += brainvision_files(eeg_path)
+    for out in (out_path, sidecar):
+        for given in inputs:
+            if out.exists() and given.exists() and out.samefile(given):
+                raise InputError(out, f"is an input ({given.name}); synthesis never writes over "
+                                      "its inputs: choose another --out")
+    if sidecar.is_file():
+        try:
+            earlier = json.loads(sidecar.read_text())
+        except (OSError, ValueError):
+            earlier = None
+        if not (isinstance(earlier, dict) and {"model_name", "recording_sha256"} <= set(earlier)):
+            raise InputError(sidecar, "exists and is not an earlier synthesis sidecar (it would "
+                                      "be replaced by the one for this NIfTI): choose another "
+                                      "--out")
+    return out_path, sidecar
+
+
 def synthesize(model_path: Path, eeg_path: Path, out_path: Path, *, start: float = 0.0,
                marker: str | None = None, fmt: str | None = None, seed: int | None = None,
-               device: str = "auto", progress: bool = True) -> dict[str, Any]:
-    """Write `out_path` (4-D NIfTI on the training grid) and its JSON sidecar; returns it."""
+               device: str = "auto", progress: bool = True,
+               accept_amplitude: bool = False) -> dict[str, Any]:
+    """Write `out_path` (4-D NIfTI on the training grid) and its JSON sidecar; returns it. The
+    pair is replaced together: a kill leaves both, the NIfTI alone, or neither."""
     t0 = time.time()
+    eeg_path = Path(eeg_path)
+    out_path, sidecar_path = output_paths(out_path, model_path, eeg_path, fmt)
     dev = pick_device(device)
     model, record = load_model(Path(model_path), dev)
     if seed is not None:
         model.reseed(seed)
-    eeg_path = Path(eeg_path)
     win = read_windows(eeg_path, record, start=start, marker=marker, fmt=fmt, progress=progress)
+    try:
+        amplitude = check_amplitude(eeg_path, record, win.amplitude_uv)
+    except InputError:
+        if not accept_amplitude:
+            raise
+        amplitude = f"{win.amplitude_uv:.3g} uV, accepted with --accept-amplitude"
+        print(f"{eeg_path}: warning: EEG amplitude {amplitude}, far from the training EEG's "
+              f"{record['eeg']['amplitude_uv']:.3g} uV", file=sys.stderr)
     if win.channels_dropped:
         print(f"{eeg_path}: channels not used by the model dropped: "
               f"{', '.join(win.channels_dropped)}", file=sys.stderr)
@@ -204,7 +287,7 @@ def synthesize(model_path: Path, eeg_path: Path, out_path: Path, *, start: float
     print(f"{eeg_path}: {len(win.features)} windows ({win.source}); {len(volumes)} volumes "
           f"written, the first {context} windows left out (no full context)", file=sys.stderr)
     tr = float(record["eeg"]["tr"])
-    out_path = Path(out_path)
+    sidecar_path.unlink(missing_ok=True)  # never a new NIfTI beside the old one's sidecar
     save_nifti(out_path, from_volumes(volumes), np.asarray(record["volume"]["affine"]), tr)
     sidecar = {
         "RepetitionTime": tr, "model": str(model_path), "model_name": record["spec"]["name"],
@@ -219,7 +302,7 @@ def synthesize(model_path: Path, eeg_path: Path, out_path: Path, *, start: float
         "volume_onsets_s": [round(float(t), 6) for t in win.onsets_s[context:]],
         "seed": seed, "shuffled_eeg_model": record.get("shuffle_seed") is not None,
         "predict_s_per_volume": pred_s / len(volumes), "wall_s": time.time() - t0,
-        "package_version": __version__,
+        "package_version": __version__, "amplitude": amplitude,
     }
-    write_json(out_path.with_name(out_path.name.split(".nii")[0] + ".json"), sidecar)
+    write_json(sidecar_path, sidecar)
     return sidecar

@@ -38,6 +38,14 @@ def window_samples(data: np.ndarray, onsets: np.ndarray, n_win: int) -> np.ndarr
     return out
 
 
+FLOAT16_MAX = 65504.0  # the raw windows' store holds float16 microvolts
+
+
+def window_sd(data: np.ndarray, onsets: np.ndarray, n_win: int) -> np.ndarray:
+    """Standard deviation of each channel in each window, [T, C], in float64."""
+    return np.array([data[:, o:o + n_win].std(axis=-1) for o in onsets]).reshape(len(onsets), -1)
+
+
 def decimate(data: np.ndarray, factor: int) -> np.ndarray:
     """Low-pass (FIR, zero phase) and keep every `factor`-th sample, per channel."""
     if factor == 1:
@@ -45,3 +53,4 @@ def decimate(data: np.ndarray, factor: int) -> np.ndarray:
     from scipy import signal
 
     return signal.resample_poly(data, 1, factor, axis=-1)
+

@@ -23,6 +23,24 @@ def minmax_per_volume(vols: np.ndarray) -> np.ndarray:
     return out.reshape(vols.shape).astype(np.float32)
 
 
+def degenerate(vols: np.ndarray, scaled: np.ndarray) -> str | None:
+    """Why volumes [T, Z, X, Y] (and `scaled`, their min-max scaling) hold nothing to predict or
+    score, or None: a constant volume, or no temporal variance once each volume is scaled (a
+    constant run, or every volume an affine copy of one image)."""
+    flat = vols.reshape(len(vols), -1)
+    flat_range = flat.max(1) - flat.min(1)
+    constant = np.flatnonzero(flat_range <= 1e-6 * max(float(np.abs(flat).max()), 1e-30))
+    if len(constant):
+        return (f"{len(constant)} of {len(vols)} volume(s) are constant (the first: volume "
+                f"{int(constant[0])}); SSIM and PSNR of a constant volume are undefined")
+    spread = float(scaled.std(0).max()) if len(scaled) > 1 else 0.0
+    if spread < 1e-6:
+        return (f"no voxel varies over the run's {len(vols)} volumes once each volume is "
+                f"min-max scaled (largest temporal SD {spread:.1e}): a constant run, or every "
+                "volume a scaled copy of one image; there are no fluctuations to predict")
+    return None
+
+
 def dct_reduce(data: np.ndarray, affine: np.ndarray, shape: tuple[int, int, int]
                ) -> tuple[np.ndarray, np.ndarray]:
     """Reduce (X, Y, Z[, T]) volumes to `shape` by keeping the low-frequency corner of their

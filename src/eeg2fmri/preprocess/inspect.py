@@ -1,8 +1,9 @@
 """`eeg2fmri inspect`: what preprocessing will make of a dataset, from headers and markers only.
 
 One row per subject and run: files, format, fs, channels, duration, volume markers and their
-spacing, BOLD volumes, TR (header / sidecar), first marker time, the pairs, what is dropped and
-why, and every problem in words. Reads no samples and no voxels, so it takes seconds.
+spacing, BOLD volumes, TR (header / sidecar), first marker time, the pairs, the EEG's amplitude,
+what is dropped and why, and every problem in words. Reads headers, markers and 30 s of samples
+per run (the amplitude), no voxels, so it takes seconds.
 """
 
 from __future__ import annotations
@@ -10,16 +11,36 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from eeg2fmri.data.datasets import DatasetSpec, RunFiles
 from eeg2fmri.errors import InputError
 from eeg2fmri.preprocess.pairing import Problem, RunPlan, consistency, plan_run, shared_files
 
 COLUMNS = ["subject", "run", "eeg", "bold", "format", "fs_hz", "channels", "dropped_channels",
            "eeg_s", "markers", "marker_spacing", "volumes", "tr_header", "tr_sidecar",
-           "first_marker_s", "pairs", "notes", "problems"]
+           "first_marker_s", "pairs", "amplitude_uv", "notes", "problems"]
+AMPLITUDE_FACTOR = 10.0  # a run this far from the dataset's median amplitude is a problem
 
 
-def _row(plan: RunPlan, root: Path) -> dict[str, Any]:
+def measure_amplitude(plan: RunPlan, seconds: float = 30.0) -> float | None:
+    """The median SD of a channel's fs*TR window (microvolts) over `seconds` in the middle of
+    the run: the figure preprocessing records per run (meta.json runs[].amplitude_uv)."""
+    if plan.problems or plan.format in ("", "mat") or not plan.channels:
+        return None
+    from eeg2fmri.data.readers import open_raw, read_samples
+    from eeg2fmri.preprocess.eeg import window_sd
+
+    spv = int(round(plan.fs * plan.tr))
+    n = min(plan.n_samples, max(int(seconds * plan.fs), spv))
+    start = (plan.n_samples - n) // 2
+    with open_raw(plan.eeg, plan.format) as raw:
+        data = read_samples(raw, plan.eeg, plan.channels, start, start + n) * 1e6
+    onsets = np.arange(0, max(n - spv, 0) + 1, spv)
+    return float(np.median(window_sd(data, onsets, min(spv, n))))
+
+
+def _row(plan: RunPlan, root: Path, amplitude: float | None) -> dict[str, Any]:
     def rel(p: Path) -> str:
         try:
             return str(p.relative_to(root))
@@ -38,7 +59,8 @@ def _row(plan: RunPlan, root: Path) -> dict[str, Any]:
         "marker_spacing": spacing, "volumes": plan.n_volumes or "",
         "tr_header": plan.tr_header or "", "tr_sidecar": plan.tr_sidecar or "",
         "first_marker_s": "" if plan.first_marker_s is None else round(plan.first_marker_s, 3),
-        "pairs": plan.n_pairs, "notes": "; ".join(plan.notes),
+        "pairs": plan.n_pairs, "amplitude_uv": "" if amplitude is None else round(amplitude, 3),
+        "notes": "; ".join(plan.notes),
         "problems": "; ".join(p.message for p in plan.problems),
     }
 
@@ -50,6 +72,7 @@ def inspect_dataset(ds: DatasetSpec, root: str | Path, pairing: str = "markers"
     rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
     plans: list[RunPlan] = []
+    amplitudes: list[float | None] = []
     by_subject: dict[str, list[RunFiles]] = {}
     for subject in ds.subjects:
         try:
@@ -63,11 +86,25 @@ def inspect_dataset(ds: DatasetSpec, root: str | Path, pairing: str = "markers"
             problems.append(Problem(root / subject, "no run with both EEG and BOLD found"))
         for run in runs:
             plan = plan_run(ds, subject, run, pairing)
+            try:
+                amplitudes.append(measure_amplitude(plan))
+            except InputError as e:
+                plan.problems.append(Problem(e.path, e.problem))
+                amplitudes.append(None)
             plans.append(plan)
-            rows.append(_row(plan, root))
+            rows.append(_row(plan, root, amplitudes[-1]))
             problems += plan.problems
     problems += consistency(ds, [p for p in plans if not p.problems])
     problems += shared_files(ds, root, by_subject)
+    measured = [a for a in amplitudes if a]
+    for plan, amplitude in zip(plans, amplitudes, strict=True):
+        if amplitude and measured:
+            ratio = amplitude / float(np.median(measured))
+            if not 1 / AMPLITUDE_FACTOR <= ratio <= AMPLITUDE_FACTOR:
+                problems.append(Problem(plan.eeg, (
+                    f"EEG amplitude {amplitude:.3g} uV is {ratio:.3g} times the dataset's median "
+                    f"{np.median(measured):.3g} uV: a unit mismatch (volts written as "
+                    "microvolts, or the reverse) or another amplifier setting")))
     return rows, problems
 
 
@@ -78,9 +115,10 @@ def write_tables(rows: list[dict[str, Any]], problems: list[Problem], out: Path)
     from eeg2fmri.io import write_text
 
     df = pd.DataFrame(rows, columns=COLUMNS)
+    out.with_suffix(".md").unlink(missing_ok=True)  # never a new table beside an old summary
     write_text(out, df.to_csv(sep="\t", index=False))
     short = df[["subject", "run", "format", "fs_hz", "channels", "eeg_s", "markers", "volumes",
-                "tr_header", "first_marker_s", "pairs"]]
+                "tr_header", "first_marker_s", "pairs", "amplitude_uv"]]
     text = short.to_markdown(index=False) if rows else "(no runs found)"
     notes = [f"- {r['subject']} {r['run']}: {r['notes']}" for r in rows if r["notes"]]
     if notes:

@@ -186,6 +186,23 @@ def _plan(ds: DatasetSpec, plan: RunPlan, pairing: str) -> None:
         return
     plan.tr = tr
     spv = rec.fs * tr  # EEG samples per volume
+    if not plan.channels:
+        raise InputError(plan.eeg, f"no channel left of {len(rec.ch_names)} (all dropped by "
+                                   f"{ds.key('drop_channels')} / {ds.key('keep_channels')})")
+    window = spv / ds.decimate  # samples per window, after decimation
+    if round(window) < 8:
+        raise InputError(plan.eeg, f"a window of fs*TR / decimate = {rec.fs:g} Hz x {tr:g} s / "
+                                   f"{ds.decimate} = {window:g} samples is too short to window; "
+                                   f"check {ds.key('tr')} and {ds.key('decimate')}")
+    if abs(window - round(window)) > 1e-6 * window:
+        real = round(window) * ds.decimate / rec.fs
+        text = (f"a window of fs*TR / decimate = {rec.fs:g} Hz x {tr:g} s / {ds.decimate} = "
+                f"{window:g} samples is not whole: windows would be {round(window)} samples, "
+                f"{real:.4f} s for a {tr:g} s TR")
+        if ds.decimate > 1:
+            raise InputError(plan.eeg, f"{text}; choose a {ds.key('decimate')} that divides "
+                                       f"{spv:g}")
+        plan.notes.append(text)
 
     markers = None
     if ds.volume_marker is not None or ds.marker_type is not None:

@@ -16,8 +16,14 @@ from eeg2fmri.data.readers import read_bold
 from eeg2fmri.errors import InputError
 from eeg2fmri.io import atomic_dir, save_npy, write_json
 from eeg2fmri.made_with import plain_json
-from eeg2fmri.preprocess.eeg import decimate, window_samples, window_spectra
-from eeg2fmri.preprocess.fmri import dct_reduce, minmax_per_volume, to_volumes
+from eeg2fmri.preprocess.eeg import (
+    FLOAT16_MAX,
+    decimate,
+    window_samples,
+    window_sd,
+    window_spectra,
+)
+from eeg2fmri.preprocess.fmri import dct_reduce, degenerate, minmax_per_volume, to_volumes
 from eeg2fmri.preprocess.pairing import RunPlan, consistency, plan_run, read_eeg, shared_files
 
 
@@ -59,12 +65,23 @@ def _run_features(ds: DatasetSpec, plan: RunPlan, *, n_bins: int) -> dict[str, A
     vols, affine = run.data[..., plan.volumes], run.affine
     if ds.grid is not None and vols.shape[:3] != ds.grid:
         vols, affine = dct_reduce(vols, affine, ds.grid)
+    peak = float(np.abs(data).max()) * 1e6
+    if peak > FLOAT16_MAX:
+        raise InputError(plan.eeg, f"EEG samples reach {peak:,.0f} uV, beyond the "
+                                   f"{FLOAT16_MAX:,.0f} uV the raw windows are stored in "
+                                   "(float16): an artefact or a unit error (volts written as "
+                                   "microvolts?)")
+    scaled = minmax_per_volume(to_volumes(vols))
+    if why := degenerate(to_volumes(vols), scaled):
+        raise InputError(plan.bold, f"{why}. Leave this run out (its files, or "
+                                    f"{ds.key('subjects')})")
     return {
         "spectra": window_spectra(data * 1e6, onsets, n_win, (1, 1 + n_bins)),
         "raw": window_samples(data * 1e6, onsets, n_win),
-        "vols": minmax_per_volume(to_volumes(vols)), "affine": affine, "fs": fs,
+        "vols": scaled, "affine": affine, "fs": fs,
         "n_win": n_win, "channels": rec.ch_names, "vol_index": plan.volumes,
         "info": {"eeg": str(plan.eeg), "bold": str(plan.bold), "n_volumes_bold": plan.n_volumes,
+                 "amplitude_uv": float(np.median(window_sd(data * 1e6, onsets, n_win))),
                  "first_volume": int(plan.volumes[0]), "n_pairs": plan.n_pairs,
                  "first_onset_sample": int(plan.onsets[0]), "tr": plan.tr,
                  "n_markers": plan.n_markers, "notes": plan.notes,

@@ -13,10 +13,23 @@ from scipy import stats
 
 from eeg2fmri.evaluation.metrics import ALL
 from eeg2fmri.io import write_text
+from eeg2fmri.made_with import refuse_if_differs
 from eeg2fmri.sequences import TASKS
 
 BASELINE = "mean_volume"
 CEILING = "ceiling (noise-free truth)"
+
+
+def check_specs(metric_paths: list[Path], specs: dict[str, dict]) -> None:
+    """Each fold's metrics come from a model trained with the spec this run's config gives it
+    (a metrics file left by another experiment sharing results_root is refused, naming it)."""
+    for p in metric_paths:
+        m = json.loads(Path(p).read_text())
+        if m.get("model") in specs:
+            refuse_if_differs(p, "the fold's metrics", m.get("spec"), specs[m["model"]],
+                              "They belong to another experiment sharing results_root, or to "
+                              "an earlier config: rerun it (snakemake --forcerun train)",
+                              prefix="spec")
 
 
 def per_fold_table(metric_paths: list[Path]) -> pd.DataFrame:
@@ -37,9 +50,10 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     order = list(dict.fromkeys(df["model"]))
     g = df.groupby("model", sort=False)
     out = pd.DataFrame({"folds": g.size()})
-    for k in ALL:
-        out[f"{k}_mean"] = g[k].mean()
-        out[f"{k}_std"] = g[k].std(ddof=1)
+    for k in ALL:  # an undefined (NaN) fold is counted, never averaged away
+        out[f"{k}_mean"] = g[k].apply(lambda s: s.mean(skipna=False))
+        out[f"{k}_std"] = g[k].apply(lambda s: s.std(ddof=1, skipna=False))
+        out[f"{k}_undefined"] = g[k].apply(lambda s: int(s.isna().sum()))
     out["params"] = g["params"].first()
     return out.loc[order]
 
@@ -72,8 +86,11 @@ def markdown_summary(summary: pd.DataFrame) -> str:
     table["folds"] = summary["folds"]
     for k, label in cols.items():
         digits = 2 if k == "psnr" else 3
-        table[label] = [f"{m:.{digits}f} ± {s:.{digits}f}" if np.isfinite(s) else f"{m:.{digits}f}"
-                        for m, s in zip(summary[f"{k}_mean"], summary[f"{k}_std"], strict=True)]
+        table[label] = [
+            f"undefined in {u} of {n} folds" if u else
+            f"{m:.{digits}f} ± {s:.{digits}f}" if np.isfinite(s) else f"{m:.{digits}f} (1 fold)"
+            for m, s, u, n in zip(summary[f"{k}_mean"], summary[f"{k}_std"],
+                                  summary[f"{k}_undefined"], summary["folds"], strict=True)]
     return table.to_markdown()
 
 
@@ -138,7 +155,9 @@ def markdown_tasks(summary: pd.DataFrame) -> str:
     return table.to_markdown(index=False)
 
 
-def aggregate(metric_paths: list[Path], out_dir: Path) -> str:
+def aggregate(metric_paths: list[Path], out_dir: Path, specs: dict[str, dict] | None = None
+              ) -> str:
+    check_specs(metric_paths, specs or {})
     df = per_fold_table(metric_paths)
     summary = summary_table(df)
     paired = paired_table(df)

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from eeg2fmri import config as config_mod
@@ -16,7 +17,7 @@ from eeg2fmri.models.base import Model
 from eeg2fmri.provenance import provenance
 from eeg2fmri.record import save_record
 from eeg2fmri.sequences import SequenceDataset, SequenceTasks
-from eeg2fmri.store import SubjectFeatures, check_same_eeg, check_settings
+from eeg2fmri.store import SubjectFeatures, amplitude_uv, check_same_eeg, check_settings
 from eeg2fmri.training.folds import Fold
 from eeg2fmri.training.loop import clear_checkpoint, fit, seed_everything
 
@@ -87,7 +88,8 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
                 "tr": float(meta["tr"]), "window_samples": int(meta["window_samples"]),
                 "bins": list(meta["bins"]), "input": "raw" if norm.source == "raw" else "spectra",
                 "context": feats["context"], "norm": norm.state(),
-                "marker": meta.get("marker"), "decimate": int(meta.get("decimate", 1))},
+                "marker": meta.get("marker"), "decimate": int(meta.get("decimate", 1)),
+                "amplitude_uv": float(np.median([amplitude_uv(s.raw) for s in train_subj]))},
         "volume": {"shape": list(out_shape), "affine": meta["affine"],
                    "coverage": meta.get("coverage", "")},
         "dataset": meta.get("dataset", ""), "shuffle_seed": shuffle_seed,
