@@ -6,6 +6,7 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -13,6 +14,16 @@ from eeg2fmri.data.datasets import get_dataset
 from eeg2fmri.data.sim_settings import SimConfig
 from eeg2fmri.data.simulate import write_dataset
 from eeg2fmri.preprocess.store import preprocess_subject
+
+
+def read_eeg(path: str | Path, fmt: str = "brainvision") -> SimpleNamespace:
+    """A whole recording through the ingestion path's reader: data (volts), fs, channel names,
+    markers ("Type/Description" -> onsets)."""
+    from eeg2fmri.preprocess.ingest import open_recording
+
+    with open_recording(path, fmt) as rec:
+        return SimpleNamespace(data=rec.samples(rec.ch_names), fs=rec.fs,
+                               ch_names=rec.ch_names, markers=rec.markers)
 
 
 def tool_env(**extra: str) -> dict[str, str]:

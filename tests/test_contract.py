@@ -153,3 +153,41 @@ def test_each_rules_code_digest_covers_what_its_verb_imports(verb):
     loaded = {p for p in out.stdout.split()}
     covered = {str(p) for p in import_closure(VERB_MODULES[verb])}
     assert loaded <= covered, sorted(loaded - covered)
+
+
+def test_what_the_config_check_reads_from_the_sources_is_what_the_classes_say():
+    """Validating a config reads each architecture's kind, input and settings from its source
+    (no torch); here against the imported classes."""
+    import dataclasses
+    import inspect
+
+    from eeg2fmri.config import SEQUENCE_SETTINGS
+    from eeg2fmri.models import ARCHITECTURES, BUILD_ARGS, describe, model_class
+    from eeg2fmri.sequences import SequenceTasks
+
+    for arch in ARCHITECTURES:
+        cls, info = model_class(arch), describe(arch)
+        params = [n for n, p in inspect.signature(cls.__init__).parameters.items()
+                  if n not in BUILD_ARGS and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        assert (info.kind, info.input, list(info.settings)) == (cls.kind, cls.input, params)
+    assert SEQUENCE_SETTINGS == tuple(f.name for f in dataclasses.fields(SequenceTasks))
+
+
+def test_validating_the_config_and_building_the_dag_import_neither_torch_nor_mne():
+    code = ("import sys, yaml; from eeg2fmri.config import config_errors, train_spec; "
+            "cfg = yaml.safe_load(open('config.yaml')); "
+            "assert not config_errors(cfg, 'workflow/schemas/config.schema.yaml'); "
+            "[train_spec(cfg, m) for m in cfg['model_settings']]; "
+            "import eeg2fmri.data.datasets, eeg2fmri.store, eeg2fmri.sources, eeg2fmri.io; "
+            "bad = [m for m in ('torch', 'mne') if m in sys.modules]; "
+            "assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_every_cli_verb_has_its_code_digest():
+    from eeg2fmri.cli import parser
+
+    verbs = parser()._subparsers._group_actions[0].choices  # noqa: SLF001
+    assert set(VERB_MODULES) == set(verbs)
+    assert "eeg2fmri.preprocess.store" in VERB_MODULES["preprocess"]

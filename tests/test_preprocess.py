@@ -8,8 +8,9 @@ import numpy as np
 import pybv
 import pytest
 
+from eeg2fmri.data.bold import read_bold
 from eeg2fmri.data.datasets import RunFiles, get_dataset, spec_from_entry
-from eeg2fmri.data.readers import find_markers, read_bold, read_brainvision
+from eeg2fmri.data.formats.base import match_markers
 from eeg2fmri.errors import InputError
 from eeg2fmri.preprocess.eeg import window_spectra
 from eeg2fmri.preprocess.fmri import dct_reduce, from_volumes, minmax_per_volume, to_volumes
@@ -17,7 +18,7 @@ from eeg2fmri.preprocess.pairing import RunPlan, plan_run
 from eeg2fmri.preprocess.store import preprocess_subject
 from eeg2fmri.store import SubjectFeatures
 
-from .conftest import FIXTURES, TINY
+from .conftest import FIXTURES, TINY, read_eeg
 
 FS, TR = 250.0, 2.0
 SPV = int(FS * TR)
@@ -74,7 +75,7 @@ def test_markers_align_eeg_that_starts_before_the_scan(tmp_path):
     onsets = [lead_in + j * SPV for j in range(n_vol)]
     vhdr = _write_eeg(tmp_path, x[None], onsets)
     bold = _write_bold(tmp_path / "bold.nii.gz", n_vol)
-    rec = read_brainvision(vhdr)
+    rec = read_eeg(vhdr)
     on = _plan(vhdr, bold).onsets
     np.testing.assert_array_equal(on, onsets)
     good = window_spectra(rec.data, on, SPV, (1, 100))[:, 0, 19]
@@ -96,7 +97,7 @@ def test_real_noddi_headers_give_the_scan_start_markers(tmp_path):
         header = (d / f"{sub}_task-rest_eeg.vhdr").read_text()
         points = int(header.split("DataPoints=")[1].split()[0])
         np.zeros((64, points), dtype="<f4").tofile(d / f"{sub}_task-rest_eeg.dat")
-        rec = read_brainvision(d / f"{sub}_task-rest_eeg.vhdr")
+        rec = read_eeg(d / f"{sub}_task-rest_eeg.vhdr")
         assert rec.fs == 250.0 and len(rec.ch_names) == 64
         plan = _plan(d / f"{sub}_task-rest_eeg.vhdr", _write_bold(d / "bold.nii", 300, 2.16),
                      volume_marker="Scan Start")
@@ -138,7 +139,7 @@ def test_missing_data_file_is_named(tmp_path):
     vhdr = _write_eeg(tmp_path, np.zeros((2, 1000)), [0])
     (tmp_path / "rec.eeg").unlink()
     with pytest.raises(InputError, match=r"rec\.vhdr.*DataFile=rec\.eeg.*does not exist"):
-        read_brainvision(vhdr)
+        read_eeg(vhdr)
 
 
 def test_nifti_with_wrong_tr_is_named(tmp_path):
@@ -159,7 +160,7 @@ def test_nan_in_eeg_is_named(tmp_path):
     x = np.zeros((2, 3000))
     x[1, 1234] = np.nan
     with pytest.raises(InputError, match=r"rec\.vhdr.*NaN.*channel 'E1', sample 1234"):
-        read_brainvision(_write_eeg(tmp_path, x, [0]))
+        read_eeg(_write_eeg(tmp_path, x, [0]))
 
 
 def test_markers_at_the_wrong_spacing_are_rejected(tmp_path):
@@ -187,10 +188,10 @@ def test_preprocess_reports_the_file_through_the_cli(tmp_path, capsys):
 
 
 def test_find_markers_matches_type_and_description(tmp_path):
-    rec = read_brainvision(_write_eeg(tmp_path, np.zeros((1, 3000)), [10, 510]))
-    assert list(find_markers(rec, "Response/R128")) == [10, 510]
-    assert list(find_markers(rec, "R128")) == [10, 510]
-    assert find_markers(rec, "S  1").size == 0
+    rec = read_eeg(_write_eeg(tmp_path, np.zeros((1, 3000)), [10, 510]))
+    assert list(match_markers(rec.markers, "Response/R128")) == [10, 510]
+    assert list(match_markers(rec.markers, "R128")) == [10, 510]
+    assert match_markers(rec.markers, "S  1").size == 0
 
 
 def test_too_many_frequency_bins_for_the_window_is_named(tiny_raw, tmp_path):

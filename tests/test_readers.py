@@ -1,5 +1,6 @@
-"""EEG and BOLD readers (eeg2fmri.data.readers): a malformed header, marker file or path is one
-line naming the file and the problem, never a traceback from deep inside a library."""
+"""EEG and BOLD readers (eeg2fmri.data.formats, eeg2fmri.data.bold): a malformed header,
+marker file or path is one line naming the file and the problem, never a traceback from deep
+inside a library."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from eeg2fmri.data.readers import read_bold_header, read_eeg_file
+from eeg2fmri.data.bold import read_bold_header
 from eeg2fmri.errors import InputError
+from eeg2fmri.preprocess.ingest import read_header
 
 
 @pytest.fixture
@@ -37,7 +39,7 @@ def _edit(path: Path, old: str, new: str) -> None:
 def test_impossible_header_values_are_named(rec, old, new, message):
     _edit(rec, old, new)
     with pytest.raises(InputError, match=message):
-        read_eeg_file(rec, "brainvision", header_only=True)
+        read_header(rec, "brainvision")
 
 
 def test_a_marker_before_the_first_sample_is_named_not_dropped(rec):
@@ -50,14 +52,14 @@ def test_a_marker_before_the_first_sample_is_named_not_dropped(rec):
     vmrk.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match=r"vmrk: 1 marker\(s\) lie before the recording's first "
                                          r"sample \(the first: Mk2 at position -40"):
-        read_eeg_file(rec, "brainvision", header_only=True)
+        read_header(rec, "brainvision")
 
 
 def test_links_that_lead_nowhere_say_so(tmp_path):
     loop = tmp_path / "loop.vhdr"
     os.symlink(loop, loop)
     with pytest.raises(InputError, match="EEG file is a symbolic link loop"):
-        read_eeg_file(loop, "brainvision", header_only=True)
+        read_header(loop, "brainvision")
     broken = tmp_path / "bold.nii.gz"
     os.symlink(tmp_path / "gone.nii.gz", broken)
     with pytest.raises(InputError, match="BOLD file is a broken symbolic link"):
@@ -71,4 +73,4 @@ def test_a_file_that_is_not_edf_is_named(tmp_path, content):
     edf = tmp_path / "rec.edf"
     edf.write_bytes(content)
     with pytest.raises(InputError, match="rec.edf: not a valid EDF/BDF header"):
-        read_eeg_file(edf, "edf", header_only=True)
+        read_header(edf, "edf")

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from eeg2fmri.data.readers import find_markers, read_bold, read_brainvision
+from eeg2fmri.data.bold import read_bold
+from eeg2fmri.data.formats.base import match_markers
 from eeg2fmri.data.sim_settings import CHANNELS, SOURCES
 from eeg2fmri.data.simulate import SimConfig, footprints, hrf, simulate_subject
 
-from .conftest import TINY
+from .conftest import TINY, read_eeg
 
 
 def test_simulation_is_deterministic_for_a_seed():
@@ -47,9 +48,9 @@ def test_band_power_drives_bold_through_the_hrf(source):
 
 def test_tree_looks_like_a_real_recording(tiny_raw):
     sub = "sub-01"
-    rec = read_brainvision(tiny_raw / sub / "eeg" / f"{sub}_task-rest_eeg.vhdr")
+    rec = read_eeg(tiny_raw / sub / "eeg" / f"{sub}_task-rest_eeg.vhdr")
     assert rec.fs == TINY.fs and len(rec.ch_names) == TINY.n_channels
-    onsets = find_markers(rec, "R128")
+    onsets = match_markers(rec.markers, "R128")
     assert len(onsets) == TINY.n_volumes
     assert onsets[0] >= TINY.lead_in_s[0] * TINY.fs  # EEG starts before the first volume
     assert np.all(np.diff(onsets) == int(TINY.fs * TINY.tr))

@@ -150,7 +150,7 @@ def test_every_architecture_synthesizes_what_it_evaluates(arch, tiny_features, t
 
 
 def test_a_recording_at_the_training_recordings_rate_is_decimated_as_preprocessing_did(
-        tmp_path):
+        tmp_path, monkeypatch):
     """A model trained on EEG recorded at 2 fs and decimated by 2 (dataset_settings decimate):
     its own recordings synthesize what evaluation predicts, read chunk by chunk (decimated
     around each chunk only) exactly as in one piece."""
@@ -177,8 +177,11 @@ def test_a_recording_at_the_training_recordings_rate_is_decimated_as_preprocessi
     _, record = load_model(out / "model.pt", torch.device("cpu"))
     assert record["eeg"]["fs"] == TINY.fs and record["eeg"]["decimate"] == 2
     eeg = _eeg(tmp_path / "raw")
-    whole = read_windows(eeg, record, chunk=10_000, progress=False)
-    pieces = read_windows(eeg, record, chunk=3, progress=False)
+    from eeg2fmri.preprocess import ingest
+
+    whole = read_windows(eeg, record, progress=False)
+    monkeypatch.setattr(ingest, "BLOCK_SAMPLES", 3 * 500 * 2)  # blocks of 3 windows
+    pieces = read_windows(eeg, record, progress=False)
     np.testing.assert_array_equal(pieces.features, whole.features)
     side = synthesize(out / "model.pt", eeg, tmp_path / "synth.nii.gz", device="cpu",
                       progress=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -33,9 +32,9 @@ FEATURE_DEFAULTS = {"n_bins": 249, "context": 20, "eeg_norm": "log_standard",
 
 def arch_kind(arch: str) -> str:
     """"pair", "sequence" or "closed_form", as the architecture declares (models.base)."""
-    from eeg2fmri.models import model_class
+    from eeg2fmri.models import describe
 
-    return model_class(arch).kind
+    return describe(arch).kind
 
 
 def resolve_model(cfg: dict[str, Any], name: str) -> dict[str, Any]:
@@ -57,9 +56,9 @@ def train_spec(cfg: dict[str, Any], name: str) -> dict[str, Any]:
     training = {**cfg.get("training", {}), **model.pop("training", {})}
     arch = model.pop("arch")
     features = {**FEATURE_DEFAULTS, **cfg.get("features", {})}
-    from eeg2fmri.models import model_class
+    from eeg2fmri.models import describe
 
-    if model_class(arch).input == "raw":  # its own EEG front end reads the raw windows
+    if describe(arch).input == "raw":  # its own EEG front end reads the raw windows
         features["eeg_norm"] = "raw_standard"
     return {
         "name": name,
@@ -220,25 +219,25 @@ def synthesis_errors(cfg: dict[str, Any]) -> list[str]:
 
 
 MODEL_KEYS = ("arch", "same_as", "shuffle_eeg", "training")  # every entry may hold these
-BUILD_ARGS = ("self", "n_channels", "n_freqs", "out_shape", "context")  # given by the data
 
 
 def accepted_settings(arch: str) -> list[str]:
     """The model_settings keys an architecture accepts: its constructor's settings (less what
-    the data give), and a sequence model's task settings."""
-    import inspect
+    the data give), and a sequence model's task settings. Read from the sources: validating a
+    config imports neither torch nor a model."""
+    from eeg2fmri.models import describe
 
-    from eeg2fmri.models import model_class
-    from eeg2fmri.sequences import SequenceTasks
-
-    cls = model_class(arch)
-    keys = [n for n, p in inspect.signature(cls.__init__).parameters.items()
-            if n not in BUILD_ARGS and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-    if cls.input == "raw":
+    info = describe(arch)
+    keys = list(info.settings)
+    if info.input == "raw":
         keys = [k for k in keys if k != "fs"]  # the data's sampling rate, set by training
-    if cls.kind == "sequence":
-        keys += [f.name for f in dataclasses.fields(SequenceTasks)]
+    if info.kind == "sequence":
+        keys += list(SEQUENCE_SETTINGS)
     return sorted(keys)
+
+
+# sequences.SequenceTasks' fields (a test keeps them equal): a sequence model's task settings
+SEQUENCE_SETTINGS = ("tasks", "known_fraction", "factor", "seq_len", "seq_stride", "mask_seed")
 
 
 def model_errors(cfg: dict[str, Any]) -> list[str]:

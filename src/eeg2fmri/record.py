@@ -12,7 +12,9 @@ file. Version 1 holds:
                             decimation), tr (s), window_samples, bins [lo, hi) of the |rFFT|,
                             input ("spectra" or "raw"), context (windows before a volume),
                             norm {mode, a, b} (fitted on the training subjects), marker (the
-                            training data's volume marker), decimate
+                            training data's volume marker), decimate, ingestion (the
+                            ingestion path's settings, `preprocess.ingest.Ingestion`),
+                            amplitude_uv (the training EEG's scale)
     volume                  shape [D, H, W] (the store's [Z, X, Y]), affine (4x4 list), coverage
     dataset, fold {name, tests, val, train}, shuffle_seed, sequence (task settings or None)
     summary, provenance     how training went and what ran it

@@ -12,18 +12,26 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parent
 
-# The modules each `eeg2fmri <verb>` imports (besides the CLI itself).
-VERB_MODULES: dict[str, tuple[str, ...]] = {
-    "simulate": ("eeg2fmri.data.simulate", "eeg2fmri.data.datasets"),
-    "fetch": ("eeg2fmri.data.fetch", "eeg2fmri.data.datasets"),
-    "inspect": ("eeg2fmri.preprocess.inspect", "eeg2fmri.data.datasets"),
-    "preprocess": ("eeg2fmri.preprocess.store", "eeg2fmri.data.fetch",
-                   "eeg2fmri.data.datasets"),
-    "train": ("eeg2fmri.training.trainer", "eeg2fmri.training.folds", "eeg2fmri.gpu_lease"),
-    "evaluate": ("eeg2fmri.evaluation.predict", "eeg2fmri.gpu_lease"),
-    "synthesize": ("eeg2fmri.evaluation.synthesize", "eeg2fmri.gpu_lease"),
-    "aggregate": ("eeg2fmri.reporting.aggregate", "eeg2fmri.reporting.figures"),
-}
+def verb_modules() -> dict[str, tuple[str, ...]]:
+    """The package modules each `eeg2fmri <verb>` imports, read from cli.py: the imports inside
+    its `cmd_<verb>` function and inside the cli functions that one calls."""
+    tree = ast.parse((PKG / "cli.py").read_text())
+    funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+    def imports(name: str, seen: set[str]) -> set[str]:
+        seen.add(name)
+        found = set()
+        for node in ast.walk(funcs[name]):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
+                    node.func.id in funcs and node.func.id not in seen):
+                found |= imports(node.func.id, seen)
+        return {m for m in found if m.startswith("eeg2fmri")}
+
+    return {name.removeprefix("cmd_"): tuple(sorted(m for m in imports(name, set())
+                                                    if _path(m) is not None))
+            for name in funcs if name.startswith("cmd_")}
 
 
 def _path(module: str) -> Path | None:
@@ -72,3 +80,6 @@ def code_digest(verb: str) -> str:
     for path in import_closure(VERB_MODULES[verb]):
         h.update(str(path.relative_to(PKG)).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
+
+
+VERB_MODULES = verb_modules()

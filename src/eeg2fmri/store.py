@@ -104,51 +104,58 @@ def check_settings(subjects: list[SubjectFeatures], expected: dict[str, Any] | N
                               other=f"{subjects[0].subject}'s store")
 
 
+def layout_differences(ours: dict[str, Any], ref: dict[str, Any], key: str
+                       ) -> tuple[list[str], list[str]]:
+    """The one EEG layout check: (differences, remedies) between two layouts {channels, fs, tr,
+    window_samples, bins} (runs of a dataset, subjects' stores, a store and a model record);
+    keys either lacks are not compared. Channel names compare regardless of case, and the
+    messages keep the files' spelling. `key` is the dataset's config key."""
+    problems, hints = [], []
+    if "channels" in ours and "channels" in ref:
+        a, b = ([c.lower() for c in x["channels"]] for x in (ours, ref))
+        if a != b:
+            if sorted(a) == sorted(b):
+                i = next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
+                problems.append(f"channels in another order (position {i}: "
+                                f"{ours['channels'][i]} vs {ref['channels'][i]})")
+            else:
+                missing = [c for c in ref["channels"] if c.lower() not in a]
+                extra = [c for c in ours["channels"] if c.lower() not in b]
+                problems.append(f"{len(a)} channels vs {len(b)} (missing {missing[:5]}, "
+                                f"extra {extra[:5]})")
+            hints.append(f"one channel list in one order for every subject: {key}.keep_channels")
+    one_rate = (f"one sampling rate: resample the recordings to one rate ({key}.decimate "
+                "divides every subject's rate by one factor)")
+    for name, unit, tol, hint in (
+            ("fs", " Hz", 1e-6, one_rate), ("window_samples", " samples", 0, one_rate),
+            ("tr", " s", 1e-3, "one TR: runs scanned with different TRs cannot share a model")):
+        if name in ours and name in ref and abs(float(ours[name]) - float(ref[name])) > tol:
+            problems.append(f"{name} {ours[name]:g}{unit} vs {ref[name]:g}{unit}")
+            hints.append(hint)
+    if "bins" in ours and "bins" in ref and list(ours["bins"]) != list(ref["bins"]):
+        problems.append(f"frequency bins {ours['bins']} vs {ref['bins']}")
+        hints.append("one features.n_bins: rerun preprocessing for every subject")
+    return problems, list(dict.fromkeys(hints))
+
+
 def check_same_eeg(subjects: list[SubjectFeatures], reference: dict[str, Any] | None = None,
                    reference_name: str = "") -> None:
     """Subjects whose windows go through one model must mean the same thing by them: the same
-    channels in the same order, sampling rate, TR, window length and frequency bins as the first
-    subject (or as `reference`, a model record's "eeg"). Each subject is preprocessed on its own,
-    so nothing else compares them; a mismatch is one error naming both and the key to set."""
+    layout (`layout_differences`) as the first subject (or as `reference`, a model record's
+    "eeg"). Each subject is preprocessed on its own, so nothing else compares them; a mismatch
+    is one error naming both and the key to set."""
     if not subjects:
         return
     if reference is None:
         first, subjects = subjects[0], subjects[1:]
         reference, reference_name = first.meta, f"{first.subject} ({_where(first)})"
     for subj in subjects:
-        meta, problems, hints = subj.meta, [], []
-        key = f"dataset_settings.{meta.get('dataset') or '<dataset>'}"
-        # names as the files spell them; an electrode is the same whatever its case
-        ours = [c.lower() for c in meta["channels"]]
-        theirs = [c.lower() for c in reference["channels"]]
-        if ours != theirs:
-            if sorted(ours) == sorted(theirs):
-                i = next(i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b)
-                problems.append(f"channels in another order (position {i}: "
-                                f"{meta['channels'][i]} vs {reference['channels'][i]})")
-            else:
-                missing = [c for c in reference["channels"] if c.lower() not in ours]
-                extra = [c for c in meta["channels"] if c.lower() not in theirs]
-                problems.append(f"{len(ours)} channels vs {len(theirs)} (missing {missing[:5]}, "
-                                f"extra {extra[:5]})")
-            hints.append(f"one channel list in one order for every subject: {key}.keep_channels")
-        one_rate = (f"one sampling rate: resample the recordings to one rate ({key}.decimate "
-                    "divides every subject's rate by one factor)")
-        for name, unit, tol, hint in (
-                ("fs", " Hz", 1e-6, one_rate), ("window_samples", " samples", 0, one_rate),
-                ("tr", " s", 1e-3, "one TR: subjects scanned with different TRs cannot share "
-                                   "a model")):
-            if abs(float(meta[name]) - float(reference[name])) > tol:
-                problems.append(f"{name} {meta[name]:g}{unit} vs {reference[name]:g}{unit}")
-                hints.append(hint)
-        if list(meta["bins"]) != list(reference["bins"]):
-            problems.append(f"frequency bins {meta['bins']} vs {reference['bins']}")
-            hints.append("one features.n_bins: rerun preprocessing for every subject")
+        key = f"dataset_settings.{subj.meta.get('dataset') or '<dataset>'}"
+        problems, hints = layout_differences(subj.meta, reference, key)
         if problems:
             raise InputError(_where(subj), (
                 f"{subj.subject}'s EEG windows do not match {reference_name}: "
-                f"{'; '.join(problems)}. Preprocess every subject alike "
-                f"({'; '.join(dict.fromkeys(hints))}), "
+                f"{'; '.join(problems)}. Preprocess every subject alike ({'; '.join(hints)}), "
                 "then rerun"))
 
 

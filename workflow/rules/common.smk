@@ -5,6 +5,7 @@ from snakemake.exceptions import WorkflowError
 
 from eeg2fmri.config import arch_kind, train_spec
 from eeg2fmri.data.datasets import get_dataset
+from eeg2fmri.data.formats import FORMATS, format_by_extension, reader
 from eeg2fmri.errors import InputError
 from eeg2fmri.sources import VERB_MODULES, code_digest
 from eeg2fmri.store import STORE_FILES
@@ -153,17 +154,15 @@ def synthesis_jobs():
 def synthesis_inputs(wildcards):
     """The recording of a synthesize entry and every file it reads (a BrainVision header's data
     and marker files, an EEGLAB .fdt), so that replacing any of them reruns the job."""
-    eeg = Path(synthesis_job(wildcards)["eeg"])
+    job = synthesis_job(wildcards)
+    eeg = Path(job["eeg"])
+    fmt = job.get("format") or format_by_extension(eeg)
     files = [eeg]
-    if eeg.suffix.lower() == ".vhdr" and eeg.is_file():
-        from eeg2fmri.data.readers import brainvision_files
-
+    if fmt in FORMATS and eeg.exists():
         try:
-            files += brainvision_files(eeg)
+            files += reader(fmt).companions(eeg)
         except InputError as e:
             raise WorkflowError(f"config synthesize: {e}") from None
-    elif eeg.suffix.lower() == ".set" and eeg.with_suffix(".fdt").is_file():
-        files.append(eeg.with_suffix(".fdt"))
     return [str(f) for f in files]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from eeg2fmri.data import sim_settings
+from eeg2fmri.data.formats import FORMATS, ReadOptions, extensions, format_by_extension
 from eeg2fmri.errors import InputError
 
 
@@ -36,16 +37,8 @@ class Source:
     licence: str = ""
 
 
-EEG_EXTENSIONS = {".vhdr": "brainvision", ".edf": "edf", ".bdf": "bdf", ".set": "eeglab",
-                  ".fif": "fif", ".fif.gz": "fif", ".mat": "mat"}
 NAME_PATTERN = r"^[a-z][a-z0-9]*$"  # dataset names: folder names and a Snakemake wildcard
 SUBJECT_PATTERN = r"^sub-[A-Za-z0-9]+$"
-
-
-def format_by_extension(path: Path) -> str | None:
-    """The EEG format a file name's extension says (EEG_EXTENSIONS), if any."""
-    name = path.name.lower()
-    return next((fmt for ext, fmt in EEG_EXTENSIONS.items() if name.endswith(ext)), None)
 
 
 @dataclass(frozen=True)
@@ -70,7 +63,7 @@ class DatasetSpec:
     layout: str = "patterns"  # or "bids": files found by BIDS entities
     task: str | None = None  # bids: only this task (default: every task with EEG and BOLD)
     runs: tuple[str, ...] = ("",)
-    eeg_format: str = "auto"  # by extension (EEG_EXTENSIONS) unless given
+    eeg_format: str = "auto"  # by extension (data.formats.FORMATS) unless given
     mat_variable: str = "data"  # eeg_format "mat": the [channels, samples] matrix
     volume_marker: str | None = None  # marker description (or "Type/Description") of a volume
     marker_type: str | None = None  # and/or its type (BrainVision "Response", "Stimulus", ...)
@@ -109,7 +102,11 @@ class DatasetSpec:
         if fmt is not None:
             return fmt
         raise InputError(path, f"unknown EEG file type; set {self.key('eeg_format')} "
-                               f"(one of {', '.join(sorted(set(EEG_EXTENSIONS.values())))})")
+                               f"(one of {', '.join(FORMATS)})")
+
+    def read_options(self) -> ReadOptions:
+        """What the entry says about files that do not say it themselves."""
+        return ReadOptions(self.mat_variable, self.eeg_rows, self.fs, self.key("fs"))
 
     def run_paths(self, root: str | Path, subject: str, run: str) -> tuple[Path, Path]:
         """The EEG and BOLD file of one run (layout "patterns"); globs must match one file."""
@@ -140,7 +137,7 @@ class DatasetSpec:
 
 
 _BIDS_EEG = re.compile(r"^(?P<sub>sub-[A-Za-z0-9]+)(?P<ents>(_[a-z]+-[A-Za-z0-9]+)*)_eeg"
-                       r"(?P<ext>\.vhdr|\.edf|\.bdf|\.set|\.fif)$")
+                       f"(?P<ext>{'|'.join(re.escape(e) for e in extensions() if e != '.mat')})$")
 _BIDS_BOLD = re.compile(r"^(?P<sub>sub-[A-Za-z0-9]+)(?P<ents>(_[a-z]+-[A-Za-z0-9]+)*)_bold"
                         r"\.nii(\.gz)?$")
 

@@ -32,7 +32,7 @@ from eeg2fmri.data.download import (
     read_manifest,
     sha256sum,
 )
-from eeg2fmri.data.readers import brainvision_files
+from eeg2fmri.data.formats import reader
 from eeg2fmri.errors import InputError
 from eeg2fmri.io import atomic_path, write_json
 
@@ -54,9 +54,7 @@ def needed_files(ds: DatasetSpec, root: Path, subject: str) -> list[Path]:
         for path in (eeg, bold):
             if not path.is_file():
                 raise InputError(path, f"{ds.name} {subject}: file not found")
-        companions = (brainvision_files(eeg) if eeg.suffix == ".vhdr"
-                      else [f for f in [eeg.with_suffix(".fdt")] if eeg.suffix == ".set"
-                            and f.is_file()])
+        companions = reader(ds.format_of(eeg)).companions(eeg)
         files += [eeg, *companions, bold]
     return files
 

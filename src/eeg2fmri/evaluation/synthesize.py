@@ -1,11 +1,12 @@
 """Synthesize fMRI volumes from an EEG-only recording with a trained model (`model.pt`).
 
-The recording's channels are matched to the model's montage by name (case-insensitive,
-reordered; extra channels dropped; a missing one is an error naming every missing channel), a
+The recording goes through preprocessing's ingestion path (`preprocess.ingest`), replayed from
+the settings in the model record: channels matched to the model's montage by name
+(case-insensitive, reordered; extra channels dropped; a missing or ambiguous one is an error), a
 recording at the rate the training recordings had (the model's rate x the `decimate` factor its
-preprocessing applied) is decimated as preprocessing did, chunk by chunk (equal to decimating the
-whole recording); any other rate is resampled whole with MNE; windows of fs*TR samples are
-cut at the recording's volume markers when it has them, else every TR from `start`. Volume t is
+preprocessing applied) decimated as preprocessing did; any other rate is resampled whole with
+MNE first; windows of fs*TR samples start at the recording's volume markers (an error if the
+marker asked for is missing), or every TR from `start` with `--marker none`. Volume t is
 predicted from the `context` windows before it, exactly as in training and evaluation; the
 first `context` windows have no full context and give no volume. Windows are read, transformed
 and predicted in chunks, so long recordings run in bounded memory.
@@ -25,22 +26,16 @@ import torch
 from tqdm import tqdm
 
 from eeg2fmri import __version__
-from eeg2fmri.data.datasets import format_by_extension
 from eeg2fmri.data.download import sha256sum
-from eeg2fmri.data.readers import (
-    brainvision_files,
-    match_markers,
-    open_raw,
-    raw_markers,
-    read_samples,
-)
+from eeg2fmri.data.formats import FORMATS, format_by_extension, reader
+from eeg2fmri.data.formats.base import match_markers
 from eeg2fmri.device import pick_device
 from eeg2fmri.errors import InputError
 from eeg2fmri.frames import EEGNorm
 from eeg2fmri.io import save_nifti, write_json
 from eeg2fmri.models.base import SequenceBatch
-from eeg2fmri.preprocess.eeg import decimate, window_samples, window_sd, window_spectra
 from eeg2fmri.preprocess.fmri import from_volumes
+from eeg2fmri.preprocess.ingest import Ingestion, Recording, match_channels, open_recording, windows
 from eeg2fmri.preprocess.pairing import irregular_intervals
 from eeg2fmri.record import load_model
 
@@ -55,25 +50,6 @@ class Windows:
     channels_dropped: list[str]
     resampled_from: float | None
     amplitude_uv: float  # median SD of a window's channel (eeg.amplitude_uv)
-
-
-def match_channels(model_channels: list[str], have: list[str], path: Path
-                   ) -> tuple[list[str], list[str]]:
-    """The recording's names for the model's channels (in the model's order), and the extra
-    channels; every missing channel is named in one error."""
-    lower: dict[str, str] = {}
-    for c in have:
-        if c.lower() in lower and c.lower() in {m.lower() for m in model_channels}:
-            raise InputError(path, f"channels {lower[c.lower()]!r} and {c!r} differ only in case: "
-                                   f"which one is the model's {c.lower()!r} is ambiguous; "
-                                   "rename or remove one")
-        lower.setdefault(c.lower(), c)
-    missing = [c for c in model_channels if c.lower() not in lower]
-    if missing:
-        raise InputError(path, f"lacks {len(missing)} of the model's {len(model_channels)} "
-                               f"channels: {', '.join(missing)}")
-    wanted = {c.lower() for c in model_channels}
-    return [lower[c.lower()] for c in model_channels], [c for c in have if c.lower() not in wanted]
 
 
 def _onsets(markers: dict[str, np.ndarray], marker: str | None, fs: float, tr: float,
@@ -106,60 +82,53 @@ def _onsets(markers: dict[str, np.ndarray], marker: str | None, fs: float, tr: f
 
 
 def read_windows(path: Path, record: dict[str, Any], *, start: float = 0.0,
-                 marker: str | None = None, fmt: str | None = None, chunk: int = 256,
+                 marker: str | None = None, fmt: str | None = None,
                  progress: bool = True) -> Windows:
-    """The recording's windows as the model reads them (spectra or raw), normalised."""
+    """The recording's windows as the model reads them (spectra or raw), normalised: the
+    ingestion path of preprocessing (`preprocess.ingest`) replayed from the record."""
     eeg = record["eeg"]
     fmt = fmt or format_by_extension(path)
     if fmt is None or fmt == "mat":
-        raise InputError(path, "unknown EEG file type; pass --format (brainvision, edf, bdf, "
-                               "eeglab, fif)")
-    model_fs, tr, n_win = float(eeg["fs"]), float(eeg["tr"]), int(eeg["window_samples"])
-    lo, hi = eeg["bins"]
+        raise InputError(path, "unknown EEG file type (a .mat matrix states neither its rate nor "
+                               f"its channels); pass --format ({', '.join(FORMATS)})")
+    ing = Ingestion.from_state(eeg.get("ingestion") or eeg)
+    model_fs, tr, n_win = float(eeg["fs"]), float(eeg["tr"]), ing.window_samples
     norm = EEGNorm.from_state(eeg["norm"])
     marker = eeg.get("marker") if marker is None else (None if marker == "none" else marker)
-    with open_raw(path, fmt) as raw:
-        fs = float(raw.info["sfreq"])
-        picks, extra = match_channels(list(eeg["channels"]), list(raw.ch_names), path)
-        markers = raw_markers(raw)
-        factor = int(eeg.get("decimate", 1))
-        decimated = factor >= 2 and abs(fs - factor * model_fs) < 1e-6 * fs
-        if decimated:  # the training recordings' rate: decimate as preprocessing did
-            markers = {k: np.round(v / factor).astype(np.int64) for k, v in markers.items()}
-            data, n_samples = None, -(-int(raw.n_times) // factor)
-        elif fs != model_fs:  # resample the whole recording (MNE), then window it
-            import mne
-
-            data = mne.filter.resample(read_samples(raw, path, picks), up=model_fs, down=fs,
-                                       axis=-1, verbose="error")
-            scale = model_fs / fs
-            markers = {k: np.round(v * scale).astype(np.int64) for k, v in markers.items()}
-            n_samples = data.shape[1]
+    with open_recording(path, fmt) as rec:
+        fs = rec.fs
+        picks = match_channels(list(eeg["channels"]), rec.ch_names, path, "the model")
+        wanted = {c.lower() for c in eeg["channels"]}
+        extra = [c for c in rec.ch_names if c.lower() not in wanted]
+        if ing.decimate >= 2 and abs(fs - ing.decimate * model_fs) < 1e-6 * fs:
+            pass  # the training recordings' rate: decimated as preprocessing did
+        elif fs != model_fs:  # another rate: the whole recording resampled to the model's (MNE)
+            rec = _resampled(rec, picks, model_fs)
+            ing = Ingestion(ing.window_samples, ing.bins, 1)
         else:
-            data, n_samples = None, int(raw.n_times)
-        onsets, source = _onsets(markers, marker, model_fs, tr, n_samples, n_win, start, path)
+            ing = Ingestion(ing.window_samples, ing.bins, 1)
+        markers = {k: ing.output_onsets(v) for k, v in rec.markers.items()}
+        onsets, source = _onsets(markers, marker, model_fs, tr, ing.output_length(rec.n_samples),
+                                 n_win, start, path)
         if len(onsets) == 0:
             raise InputError(path, f"no complete {n_win}-sample window ({source})")
-        if decimated:  # as many samples read per chunk as at the model's rate
-            chunk = max(1, chunk // factor)
-        parts, spreads = [], []
-        bar = tqdm(range(0, len(onsets), chunk), desc=f"windows of {path.name}", unit="chunk",
-                   disable=not (progress and sys.stderr.isatty()), leave=False)
-        for i in bar:
-            part = onsets[i:i + chunk]
-            a, b = int(part[0]), int(part[-1]) + n_win
-            if decimated:
-                block = _decimated(raw, path, picks, a, b, factor)
-            else:
-                block = data[:, a:b] if data is not None else read_samples(raw, path, picks, a, b)
-            block = block * 1e6  # microvolts, as in the features store
-            rel = part - a
-            spreads.append(window_sd(block, rel, n_win).ravel())
-            x = (window_samples(block, rel, n_win) if eeg["input"] == "raw"
-                 else window_spectra(block, rel, n_win, (lo, hi)))
-            parts.append(norm(x).astype(np.float32))
-    return Windows(np.concatenate(parts), onsets / model_fs, source, extra,
-                   None if fs == model_fs else fs, float(np.median(np.concatenate(spreads))))
+        win = windows(rec, picks, onsets, ing, spectra=eeg["input"] != "raw",
+                      raw=eeg["input"] == "raw", progress=progress,
+                      transform=lambda x: norm(x).astype(np.float32))
+    features = win.raw if eeg["input"] == "raw" else win.spectra
+    return Windows(features, onsets / model_fs, source, extra,
+                   None if fs == model_fs else fs, win.amplitude_uv)
+
+
+def _resampled(rec: Recording, picks: list[str], fs: float) -> Recording:
+    """The recording's `picks` resampled whole to `fs` with MNE, markers moved with them."""
+    import mne
+
+    data = mne.filter.resample(rec.samples(picks), up=fs, down=rec.fs, axis=-1, verbose="error")
+    raw = mne.io.RawArray(data, mne.create_info(picks, fs, "eeg", verbose="error"),
+                          verbose="error")
+    markers = {k: np.round(v * fs / rec.fs).astype(np.int64) for k, v in rec.markers.items()}
+    return Recording(rec.path, rec.format, raw, fs, list(picks), markers, data.shape[1])
 
 
 AMPLITUDE_FACTOR = 10.0  # a recording this many times above or below the training EEG is refused
@@ -180,19 +149,6 @@ def check_amplitude(path: Path, record: dict[str, Any], found: float) -> str | N
             "as microvolts, or the reverse) or another montage/reference? Fix the file's "
             "units; --accept-amplitude synthesizes anyway"))
     return text
-
-
-def _decimated(raw: Any, path: Path, picks: list[str], a: int, b: int, factor: int
-               ) -> np.ndarray:
-    """Samples [a, b) at the decimated rate, from the recording's samples around them only:
-    resample_poly's filter reaches 10 x factor input samples to each side, so with a margin of
-    12 x factor the kept samples equal those of decimating the whole recording."""
-    pad = 12 * factor
-    start = max(a * factor - pad, 0)
-    stop = min(b * factor + pad, int(raw.n_times))
-    out = decimate(read_samples(raw, path, picks, start, stop), factor)
-    skip = (a * factor - start) // factor
-    return out[:, skip:skip + b - a]
 
 
 @torch.no_grad()
@@ -233,8 +189,12 @@ def output_paths(out_path: Path, model_path: Path, eeg_path: Path, fmt: str | No
         raise InputError(out_path, "--out is a folder; name the NIfTI file to write")
     sidecar = out_path.with_name(name.split(".nii")[0] + ".json")
     inputs = [Path(model_path), Path(eeg_path)]
-    if (fmt or format_by_extension(Path(eeg_path))) == "brainvision" and Path(eeg_path).is_file():
-        inputs += brainvision_files(eeg_path)
+    fmt = fmt or format_by_extension(Path(eeg_path))
+    if fmt in FORMATS and Path(eeg_path).exists():
+        try:
+            inputs += reader(fmt).companions(Path(eeg_path))
+        except (InputError, OSError):
+            pass  # reading the recording names its problem
     for out in (out_path, sidecar):
         for given in inputs:
             if out.exists() and given.exists() and out.samefile(given):

@@ -7,7 +7,11 @@ here and a config entry; it subclasses `models.base.Model`, which declares its i
 
 from __future__ import annotations
 
+import ast
+from dataclasses import dataclass
+from functools import cache
 from importlib import import_module
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,6 +24,51 @@ ARCHITECTURES: dict[str, str] = {  # name -> module:class
     "ef_diffusion": "ef_diffusion:EFDiffusion", "cnn_tc": "cnn_tc:CNNTC", "ntvit": "ntvit:NTViT",
     "mean_volume": "controls:MeanVolume", "band_ridge": "ridge:BandRidge",
     "neural_frames": "neural_frames:NeuralFrames", "band_mlp": "band_mlp:BandMLP"}
+
+
+BUILD_ARGS = ("self", "n_channels", "n_freqs", "out_shape", "context")  # given by the data
+
+
+@dataclass(frozen=True)
+class ArchInfo:
+    """What an architecture declares, read from its source without importing it (or torch):
+    the config is validated by the workflow at start-up."""
+
+    kind: str  # "pair", "sequence" or "closed_form" (models.base.Model.kind)
+    input: str  # "spectra" or "raw"
+    settings: tuple[str, ...]  # its constructor's settings, less what the data give
+
+
+@cache
+def describe(arch: str) -> ArchInfo:
+    """An architecture's kind, input and settings, from the class statement in its module (a
+    test keeps this equal to the imported class)."""
+    if arch not in ARCHITECTURES:
+        raise KeyError(f"unknown model architecture {arch!r}; known: "
+                       f"{', '.join(sorted(ARCHITECTURES))}")
+    module, name = ARCHITECTURES[arch].split(":")
+    defaults = _class_body(Path(__file__).with_name("base.py"), "Model")
+    body = _class_body(Path(__file__).with_name(f"{module}.py"), name)
+    init = next(n for n in body["__init__"] if isinstance(n, ast.FunctionDef))
+    args = [a.arg for a in init.args.posonlyargs + init.args.args + init.args.kwonlyargs]
+    return ArchInfo(body.get("kind", defaults["kind"])[0], body.get("input", defaults["input"])[0],
+                    tuple(a for a in args if a not in BUILD_ARGS))
+
+
+def _class_body(path: Path, name: str) -> dict[str, list[Any]]:
+    """A class's string attributes (name -> [value]) and methods (name -> [node])."""
+    tree = ast.parse(path.read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
+    out: dict[str, list[Any]] = {}
+    for node in cls.body:
+        target = (node.targets[0] if isinstance(node, ast.Assign) else
+                  node.target if isinstance(node, ast.AnnAssign) else None)
+        if isinstance(target, ast.Name) and isinstance(getattr(node, "value", None),
+                                                       ast.Constant):
+            out[target.id] = [node.value.value]
+        elif isinstance(node, ast.FunctionDef):
+            out[node.name] = [node]
+    return out
 
 
 def model_class(arch: str) -> type[Model]:

@@ -23,21 +23,20 @@ COLUMNS = ["subject", "run", "eeg", "bold", "format", "fs_hz", "channels", "drop
 AMPLITUDE_FACTOR = 10.0  # a run this far from the dataset's median amplitude is a problem
 
 
-def measure_amplitude(plan: RunPlan, seconds: float = 30.0) -> float | None:
+def measure_amplitude(ds: DatasetSpec, plan: RunPlan, seconds: float = 30.0) -> float | None:
     """The median SD of a channel's fs*TR window (microvolts) over `seconds` in the middle of
-    the run: the figure preprocessing records per run (meta.json runs[].amplitude_uv)."""
-    if plan.problems or plan.format in ("", "mat") or not plan.channels:
+    the run, through the ingestion path: the figure preprocessing records per run (meta.json
+    runs[].amplitude_uv)."""
+    if plan.problems or not plan.channels:
         return None
-    from eeg2fmri.data.readers import open_raw, read_samples
-    from eeg2fmri.preprocess.eeg import window_sd
+    from eeg2fmri.preprocess.ingest import Ingestion, open_recording, windows
 
     spv = int(round(plan.fs * plan.tr))
     n = min(plan.n_samples, max(int(seconds * plan.fs), spv))
-    start = (plan.n_samples - n) // 2
-    with open_raw(plan.eeg, plan.format) as raw:
-        data = read_samples(raw, plan.eeg, plan.channels, start, start + n) * 1e6
-    onsets = np.arange(0, max(n - spv, 0) + 1, spv)
-    return float(np.median(window_sd(data, onsets, min(spv, n))))
+    onsets = np.arange((plan.n_samples - n) // 2, (plan.n_samples + n) // 2 - spv + 1, spv)
+    with open_recording(plan.eeg, plan.format, ds.read_options()) as rec:
+        return windows(rec, plan.channels, onsets, Ingestion(spv, (0, 1)), spectra=False,
+                       raw=False).amplitude_uv
 
 
 def _row(plan: RunPlan, root: Path, amplitude: float | None) -> dict[str, Any]:
@@ -87,7 +86,7 @@ def inspect_dataset(ds: DatasetSpec, root: str | Path, pairing: str = "markers"
         for run in runs:
             plan = plan_run(ds, subject, run, pairing)
             try:
-                amplitudes.append(measure_amplitude(plan))
+                amplitudes.append(measure_amplitude(ds, plan))
             except InputError as e:
                 plan.problems.append(Problem(e.path, e.problem))
                 amplitudes.append(None)

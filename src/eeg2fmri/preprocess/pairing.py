@@ -15,16 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from eeg2fmri.data.bold import read_bold_header
 from eeg2fmri.data.datasets import PAPER_PAIRING, DatasetSpec, RunFiles
-from eeg2fmri.data.readers import (
-    EEGRecording,
-    brainvision_files,
-    find_markers,
-    read_bold_header,
-    read_eeg_file,
-    read_mat_eeg,
-)
+from eeg2fmri.data.formats import reader
+from eeg2fmri.data.formats.base import Header, match_markers
 from eeg2fmri.errors import InputError
+from eeg2fmri.preprocess.ingest import read_header
+from eeg2fmri.store import layout_differences
 
 TR_TOLERANCE = 1e-3  # s
 SPACING_TOLERANCE = 0.01  # fraction of fs*TR a marker interval may deviate
@@ -76,21 +73,6 @@ class RunPlan:
             raise InputError(p.path, p.message)
 
 
-def read_eeg(ds: DatasetSpec, path: Path, *, header_only: bool = False,
-             channels: list[str] | None = None) -> EEGRecording:
-    """A run's EEG in volts by the dataset's format (all channels, or `channels` in order)."""
-    fmt = ds.format_of(path)
-    if fmt == "mat":
-        if ds.fs is None:
-            raise InputError(path, f".mat EEG has no sampling rate: set {ds.key('fs')}")
-        rec = read_mat_eeg(path, ds.mat_variable, ds.eeg_rows, ds.fs, header_only=header_only)
-        if channels is not None and rec.data is not None:
-            rec.data = rec.data[[rec.ch_names.index(c) for c in channels]]
-            rec.ch_names = list(channels)
-        return rec
-    return read_eeg_file(path, fmt, header_only=header_only, channels=channels)
-
-
 def select_channels(ds: DatasetSpec, names: list[str], path: Path
                     ) -> tuple[list[str], list[str]]:
     """(kept, dropped) channel names: `keep_channels` in their order, else all but
@@ -117,24 +99,18 @@ def irregular_intervals(onsets: np.ndarray, spv: float) -> np.ndarray:
 
 
 def consistency(ds: DatasetSpec, plans: list[RunPlan]) -> list[Problem]:
-    """Runs (of one subject, or of a dataset) must give windows of one shape: the same channels
-    in the same order, fs and TR as the first."""
+    """Runs (of one subject, or of a dataset) must give windows of one layout (the channels in
+    one order, fs and TR) as the first: `store.layout_differences`, the one layout check."""
     if not plans:
         return []
     ref, out = plans[0], []
     for p in plans[1:]:
-        if [c.lower() for c in p.channels] != [c.lower() for c in ref.channels]:
-            same = sorted(c.lower() for c in p.channels) == sorted(c.lower() for c in ref.channels)
-            out.append(Problem(p.eeg, (
-                f"channels {'in another order than' if same else 'differ from'} {ref.eeg.name} "
-                f"({len(p.channels)} vs {len(ref.channels)} kept); list them under "
-                f"{ds.key('keep_channels')} to use one set in one order")))
-        if p.fs != ref.fs:
-            out.append(Problem(p.eeg, f"sampling rate {p.fs:g} Hz differs from {ref.eeg.name} "
-                                      f"({ref.fs:g} Hz); windows would differ in length"))
-        if abs(p.tr - ref.tr) > 1e-3:
-            out.append(Problem(p.bold, f"TR {p.tr:g} s differs from {ref.bold.name} "
-                                       f"({ref.tr:g} s)"))
+        problems, hints = layout_differences(
+            {"channels": p.channels, "fs": p.fs, "tr": p.tr},
+            {"channels": ref.channels, "fs": ref.fs, "tr": ref.tr}, f"dataset_settings.{ds.name}")
+        if problems:
+            out.append(Problem(p.eeg, f"{'; '.join(problems)} against {ref.eeg.name} "
+                                      f"({'; '.join(hints)})"))
     return out
 
 
@@ -172,8 +148,9 @@ def _resolve_tr(ds: DatasetSpec, plan: RunPlan, header_tr: float, sidecar_tr: fl
 
 
 def _plan(ds: DatasetSpec, plan: RunPlan, pairing: str) -> None:
-    rec = read_eeg(ds, plan.eeg, header_only=True)
-    plan.format, plan.fs, plan.n_samples = rec.format, rec.fs, rec.n_samples
+    plan.format = ds.format_of(plan.eeg)
+    rec = read_header(plan.eeg, plan.format, ds.read_options())
+    plan.fs, plan.n_samples = rec.fs, rec.n_samples
     plan.channels, plan.dropped_channels = select_channels(ds, rec.ch_names, plan.eeg)
     bold = read_bold_header(plan.bold)
     if len(bold.shape) != 4:
@@ -206,7 +183,7 @@ def _plan(ds: DatasetSpec, plan: RunPlan, pairing: str) -> None:
 
     markers = None
     if ds.volume_marker is not None or ds.marker_type is not None:
-        markers = find_markers(rec, ds.volume_marker, ds.marker_type)
+        markers = match_markers(rec.markers, ds.volume_marker, ds.marker_type)
         plan.n_markers = len(markers)
         if len(markers):
             plan.first_marker_s = markers[0] / rec.fs
@@ -260,7 +237,7 @@ def _plan(ds: DatasetSpec, plan: RunPlan, pairing: str) -> None:
     plan.onsets, plan.volumes = onsets, volumes
 
 
-def _marker_pairs(ds: DatasetSpec, plan: RunPlan, rec: EEGRecording, markers: np.ndarray,
+def _marker_pairs(ds: DatasetSpec, plan: RunPlan, rec: Header, markers: np.ndarray,
                   spv: float) -> tuple[np.ndarray | None, np.ndarray]:
     """Pair volume markers with volumes one to one (after `skip_markers`), or a problem."""
     what = repr(ds.volume_marker or f"type {ds.marker_type}")
@@ -316,13 +293,12 @@ def _marker_pairs(ds: DatasetSpec, plan: RunPlan, rec: EEGRecording, markers: np
 
 
 def run_files(ds: DatasetSpec, run: RunFiles) -> list[Path]:
-    """Every file a run reads: its EEG (with a BrainVision header's data and marker files, as
-    the header names them) and its BOLD."""
+    """Every file a run reads: its EEG with the files its format keeps beside it (a
+    BrainVision header's data and marker files, as the header names them) and its BOLD."""
     files = [run.eeg, run.bold]
     try:
-        if ds.format_of(run.eeg) == "brainvision" and run.eeg.is_file():
-            files += brainvision_files(run.eeg)
-    except InputError:
+        files += reader(ds.format_of(run.eeg)).companions(run.eeg)
+    except (InputError, OSError):
         pass  # the run's own plan names the problem
     return files
 

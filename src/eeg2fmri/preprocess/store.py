@@ -11,20 +11,14 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from eeg2fmri.data.bold import read_bold
 from eeg2fmri.data.datasets import PAPER_PAIRING, DatasetSpec
-from eeg2fmri.data.readers import read_bold
 from eeg2fmri.errors import InputError
 from eeg2fmri.io import atomic_dir, save_npy, write_json
 from eeg2fmri.made_with import plain_json
-from eeg2fmri.preprocess.eeg import (
-    FLOAT16_MAX,
-    decimate,
-    window_samples,
-    window_sd,
-    window_spectra,
-)
 from eeg2fmri.preprocess.fmri import dct_reduce, degenerate, minmax_per_volume, to_volumes
-from eeg2fmri.preprocess.pairing import RunPlan, consistency, plan_run, read_eeg, shared_files
+from eeg2fmri.preprocess.ingest import Ingestion, open_recording, windows
+from eeg2fmri.preprocess.pairing import RunPlan, consistency, plan_run, shared_files
 
 
 def subject_plans(ds: DatasetSpec, root: Path, subject: str, pairing: str = "markers"
@@ -46,42 +40,35 @@ def subject_plans(ds: DatasetSpec, root: Path, subject: str, pairing: str = "mar
 
 
 def _run_features(ds: DatasetSpec, plan: RunPlan, *, n_bins: int) -> dict[str, Any]:
-    """One run, paired as planned: |FFT| spectra of the EEG windows, volumes on the grid."""
-    rec = read_eeg(ds, plan.eeg, channels=plan.channels)
+    """One run, paired as planned, through the ingestion path (`preprocess.ingest`): |FFT|
+    spectra and raw samples of the EEG windows; volumes on the grid."""
     run = read_bold(plan.bold)
-    assert rec.data is not None
-    if run.data.shape[-1] != plan.n_volumes or rec.data.shape[1] != plan.n_samples:
-        raise InputError(plan.eeg, "the files changed while being read; rerun")
-    data, fs, onsets = rec.data, rec.fs, plan.onsets
-    if ds.decimate > 1:
-        data, fs = decimate(data, ds.decimate), fs / ds.decimate
-        onsets = np.round(onsets / ds.decimate).astype(np.int64)
+    fs = plan.fs / ds.decimate
     n_win = int(round(fs * plan.tr))
     if n_bins > n_win // 2:
         raise InputError(plan.eeg, f"features.n_bins = {n_bins} but a {n_win}-sample window "
                                    f"(fs {fs:g} Hz x TR {plan.tr:g} s) has {n_win // 2} bins "
                                    "above DC")
-    onsets = np.minimum(onsets, data.shape[1] - n_win)  # rounding after decimation
+    ing = Ingestion(n_win, (1, 1 + n_bins), ds.decimate)
+    with open_recording(plan.eeg, plan.format, ds.read_options()) as rec:
+        if run.data.shape[-1] != plan.n_volumes or rec.n_samples != plan.n_samples:
+            raise InputError(plan.eeg, "the files changed while being read; rerun")
+        onsets = ing.output_onsets(plan.onsets)
+        onsets = np.minimum(onsets, ing.output_length(rec.n_samples) - n_win)  # rounding
+        win = windows(rec, plan.channels, onsets, ing)
     vols, affine = run.data[..., plan.volumes], run.affine
     if ds.grid is not None and vols.shape[:3] != ds.grid:
         vols, affine = dct_reduce(vols, affine, ds.grid)
-    peak = float(np.abs(data).max()) * 1e6
-    if peak > FLOAT16_MAX:
-        raise InputError(plan.eeg, f"EEG samples reach {peak:,.0f} uV, beyond the "
-                                   f"{FLOAT16_MAX:,.0f} uV the raw windows are stored in "
-                                   "(float16): an artefact or a unit error (volts written as "
-                                   "microvolts?)")
     scaled = minmax_per_volume(to_volumes(vols))
     if why := degenerate(to_volumes(vols), scaled):
         raise InputError(plan.bold, f"{why}. Leave this run out (its files, or "
                                     f"{ds.key('subjects')})")
     return {
-        "spectra": window_spectra(data * 1e6, onsets, n_win, (1, 1 + n_bins)),
-        "raw": window_samples(data * 1e6, onsets, n_win),
+        "spectra": win.spectra, "raw": win.raw, "ingestion": ing.state(),
         "vols": scaled, "affine": affine, "fs": fs,
-        "n_win": n_win, "channels": rec.ch_names, "vol_index": plan.volumes,
+        "n_win": n_win, "channels": list(plan.channels), "vol_index": plan.volumes,
         "info": {"eeg": str(plan.eeg), "bold": str(plan.bold), "n_volumes_bold": plan.n_volumes,
-                 "amplitude_uv": float(np.median(window_sd(data * 1e6, onsets, n_win))),
+                 "amplitude_uv": win.amplitude_uv,
                  "first_volume": int(plan.volumes[0]), "n_pairs": plan.n_pairs,
                  "first_onset_sample": int(plan.onsets[0]), "tr": plan.tr,
                  "n_markers": plan.n_markers, "notes": plan.notes,
@@ -140,7 +127,8 @@ def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path,
         "marker": ds.volume_marker if first.alignment == "markers" else None,
         "dropped_volumes": (ds.skip_volumes if pairing == "markers"
                             else PAPER_PAIRING["skip_volumes"]),
-        "decimate": ds.decimate, "first_onset_sample": runs[0]["info"]["first_onset_sample"],
+        "decimate": ds.decimate, "ingestion": runs[0]["ingestion"],
+        "first_onset_sample": runs[0]["info"]["first_onset_sample"],
         "eeg_shape": list(spectra.shape), "raw_shape": list(raw.shape),
         "bold_shape": list(vols.shape), "grid": list(vols.shape[1:]), "coverage": ds.coverage,
         "segments": [[int(a), int(b)] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],

@@ -89,6 +89,7 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
                 "bins": list(meta["bins"]), "input": "raw" if norm.source == "raw" else "spectra",
                 "context": feats["context"], "norm": norm.state(),
                 "marker": meta.get("marker"), "decimate": int(meta.get("decimate", 1)),
+                "ingestion": meta.get("ingestion"),
                 "amplitude_uv": float(np.median([amplitude_uv(s.raw) for s in train_subj]))},
         "volume": {"shape": list(out_shape), "affine": meta["affine"],
                    "coverage": meta.get("coverage", "")},
