@@ -13,7 +13,7 @@ import pytest
 from eeg2fmri.data.datasets import get_dataset
 from eeg2fmri.data.sim_settings import SimConfig
 from eeg2fmri.data.simulate import write_dataset
-from eeg2fmri.preprocess.store import preprocess_subject
+from eeg2fmri.preprocess.subject import preprocess_subject
 
 
 def read_eeg(path: str | Path, fmt: str = "brainvision") -> SimpleNamespace:

@@ -15,9 +15,9 @@ import yaml
 
 from eeg2fmri.config import FEATURE_DEFAULTS, TrainConfig, accepted_settings, config_errors
 from eeg2fmri.device import pick_device
-from eeg2fmri.frames import EEGNorm, PairDataset
 from eeg2fmri.models import ARCHITECTURES, model_class
 from eeg2fmri.models.base import Model
+from eeg2fmri.pairs import EEGNorm, PairDataset
 from eeg2fmri.record import load_model, load_record
 from eeg2fmri.sequences import SequenceDataset, SequenceTasks
 from eeg2fmri.sources import PKG, VERB_MODULES, import_closure
@@ -105,10 +105,10 @@ def test_model_settings_are_checked_against_each_architecture(entry, message):
 
 # package (or module) -> the packages of ours it must not import
 FORBIDDEN = {
-    "models": ("training", "evaluation", "reporting", "preprocess", "data", "cli", "frames",
+    "models": ("training", "evaluation", "reporting", "preprocess", "data", "cli", "pairs",
                "sequences", "store", "record"),
     "store": ("training", "evaluation", "reporting", "preprocess", "data", "cli"),
-    "frames": ("training", "evaluation", "reporting", "preprocess", "data", "cli"),
+    "pairs": ("training", "evaluation", "reporting", "preprocess", "data", "cli"),
     "sequences": ("training", "evaluation", "reporting", "preprocess", "data", "cli"),
     "record": ("training", "evaluation", "reporting", "preprocess", "data", "cli"),
     "training": ("evaluation", "reporting", "preprocess", "data", "cli"),
@@ -190,4 +190,4 @@ def test_every_cli_verb_has_its_code_digest():
 
     verbs = parser()._subparsers._group_actions[0].choices  # noqa: SLF001
     assert set(VERB_MODULES) == set(verbs)
-    assert "eeg2fmri.preprocess.store" in VERB_MODULES["preprocess"]
+    assert "eeg2fmri.preprocess.subject" in VERB_MODULES["preprocess"]

@@ -10,7 +10,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-from .conftest import REPO
+from .conftest import FIXTURES, REPO
 
 # conda-forge names of our PyPI dependencies where they differ
 CONDA_NAME = {"torch": "pytorch", "matplotlib": "matplotlib-base", "mne": "mne-base"}
@@ -68,3 +68,16 @@ def test_cuda_env_pins_a_cuda_build_and_mamba_ssm():
     cpu = conda_specs(yaml.safe_load((REPO / "envs/eeg2fmri-cpu.yaml").read_text()))
     assert cuda["pytorch"][1] == "cuda*" and cpu["pytorch"][1] == "cpu*"
     assert "cuda-version" in cuda and "mamba-ssm" in cuda and "mamba-ssm" not in cpu
+
+
+def test_the_report_dependency_is_declared():
+    """`snakemake --report` imports pygments, which snakemake does not declare."""
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(d.startswith("pygments") for d in deps)
+
+
+def test_fixtures_live_in_the_repository():
+    assert FIXTURES.is_relative_to(REPO)
+    assert (FIXTURES / "noddi-bids-headers" / "SOURCE.md").is_file()
+    assert "CC BY 4.0" in (FIXTURES / "README.md").read_text() or \
+        "Attribution 4.0" in (FIXTURES / "README.md").read_text()

@@ -16,7 +16,7 @@ import yaml
 from eeg2fmri.data.datasets import get_dataset
 from eeg2fmri.data.formats import FORMATS, extensions, format_by_extension, reader
 from eeg2fmri.preprocess.inspect import inspect_dataset
-from eeg2fmri.preprocess.store import preprocess_subject
+from eeg2fmri.preprocess.subject import preprocess_subject
 from eeg2fmri.store import SubjectFeatures
 
 from .conftest import REPO, TINY, read_eeg

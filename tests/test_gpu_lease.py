@@ -9,8 +9,12 @@ import sys
 import time
 
 import pytest
+import torch
 
 from eeg2fmri import gpu_lease
+from eeg2fmri.cli import main
+from eeg2fmri.device import pick_device
+from eeg2fmri.errors import InputError
 
 from .conftest import tool_env
 
@@ -63,3 +67,13 @@ def test_no_lease_when_the_scheduler_chose_or_there_is_no_gpu(monkeypatch, tmp_p
     monkeypatch.setenv("EEG2FMRI_GPUS", "")
     assert gpu_lease.lease_gpu() is None
     assert "CUDA_VISIBLE_DEVICES" not in os.environ
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_on_a_machine_without_it_is_one_line_naming_device(capsys):
+    with pytest.raises(InputError, match="config key 'device' is 'cuda' but this machine has no"):
+        pick_device("cuda")
+    code = main(["evaluate", "--model", "x.pt", "--test-features", "x", "--metrics", "m.json",
+                 "--predictions", "p.nii.gz", "--device", "cuda:0"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "device" in err

@@ -111,7 +111,7 @@ def test_a_full_disk_while_preprocessing_keeps_the_previous_store(sim_raw, tmp_p
                                                                   monkeypatch):
     assert _preprocess(sim_raw, tmp_path, _settings(60)) == 0
     before = {f.name: f.read_bytes() for f in (tmp_path / "sub-01").iterdir()}
-    from eeg2fmri.preprocess import store as writer
+    from eeg2fmri.preprocess import subject as writer
 
     real = writer.save_npy
 

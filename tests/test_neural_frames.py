@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from eeg2fmri.evaluation.predict import evaluate_fold
-from eeg2fmri.frames import EEGNorm, PairDataset
 from eeg2fmri.models import build_model
 from eeg2fmri.models.completion import complete, interpolate, lift_weights
 from eeg2fmri.models.neural_frames import temporal_smoothness
+from eeg2fmri.pairs import EEGNorm, PairDataset
 from eeg2fmri.reporting.aggregate import aggregate, task_fold_table
 from eeg2fmri.reporting.figures import make_figures
 from eeg2fmri.sequences import SequenceBatch, SequenceDataset, SequenceTasks

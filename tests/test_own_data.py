@@ -22,7 +22,7 @@ from eeg2fmri.cli import main
 from eeg2fmri.data.datasets import get_dataset
 from eeg2fmri.errors import InputError
 from eeg2fmri.preprocess.inspect import inspect_dataset
-from eeg2fmri.preprocess.store import preprocess_subject
+from eeg2fmri.preprocess.subject import preprocess_subject
 from eeg2fmri.store import SubjectFeatures
 
 from .conftest import REPO
@@ -244,46 +244,6 @@ def _preprocess(root: Path, out: Path, pairing: str = "markers", **extra: object
     return preprocess_subject(ds, root, "sub-01", out, n_bins=40, pairing=pairing)
 
 
-def test_truncated_vectorized_binary_is_refused(tmp_path):
-    root, files = _one_subject(tmp_path)
-    vhdr = files["eeg"]
-    text = vhdr.read_text().replace("DataOrientation=MULTIPLEXED", "DataOrientation=VECTORIZED")
-    vhdr.write_text(text)
-    dat = vhdr.with_suffix(".eeg")
-    size = dat.stat().st_size
-    with open(dat, "r+b") as f:
-        f.truncate(size - 1000)
-    [problem] = _problems(root)
-    assert str(dat) in problem and f"{size - 1000:,} bytes" in problem
-    assert "44 channels x 4 bytes" in problem
-    with pytest.raises(InputError, match="truncated"):
-        _preprocess(root, tmp_path / "out")
-    assert not (tmp_path / "out" / "eeg.npy").exists()
-
-
-def test_multiplexed_binary_cut_at_60_percent_is_refused(tmp_path):
-    root, files = _one_subject(tmp_path)
-    dat = files["eeg"].with_suffix(".eeg")
-    frame = len(CHANNELS) * 4
-    keep = int(dat.stat().st_size * 0.6) // frame * frame  # whole samples: only markers tell
-    with open(dat, "r+b") as f:
-        f.truncate(keep)
-    [problem] = _problems(root)
-    assert str(dat) in problem and "markers in sub-01_task-motor_eeg.vmrk lie past its end" \
-        in problem
-    assert f"holds {keep // frame:,} samples" in problem
-
-
-def test_truncated_edf_is_refused(tmp_path):
-    root, files = _one_subject(tmp_path, fmt="edf")
-    size = files["eeg"].stat().st_size
-    with open(files["eeg"], "r+b") as f:
-        f.truncate(size - 5000)
-    [problem] = _problems(root)
-    assert str(files["eeg"]) in problem and f"{size - 5000:,} bytes" in problem
-    assert "truncated" in problem
-
-
 def test_missing_first_volumes_are_an_error_until_the_markers_are_skipped(tmp_path):
     """300 markers against 285 volumes, in small: the BOLD lacks its first volumes."""
     root, files = _one_subject(tmp_path, n_vol=N_VOL - 5, n_markers=N_VOL + SKIP)
@@ -315,33 +275,6 @@ def test_paper_pairing_warns_with_the_offset_when_markers_exist(tmp_path, capsys
     first = LEAD_S - SKIP * TR
     assert f"paper pairing ignores the {N_VOL + SKIP} volume markers" in err
     assert f"{first:.2f} s after the EEG start, a shift of {first / TR:.1f} volumes" in err
-
-
-def test_eeglab_samples_in_an_fdt_pair_and_a_truncated_fdt_is_refused(tmp_path):
-    root, files = _one_subject(tmp_path, fmt="eeglab")
-    fdt = files["eeg"].with_suffix(".fdt")
-    assert fdt.is_file() and _problems(root) == []
-    _preprocess(root, tmp_path / "out")
-    store = SubjectFeatures.open(tmp_path / "out")
-    assert int(np.asarray(store.eeg).sum(axis=(1, 2)).argmax()) == planted(0)
-    size = fdt.stat().st_size
-    with open(fdt, "r+b") as f:
-        f.truncate(size // 2)
-    [problem] = _problems(root)  # MNE itself fails only when reading samples ("report a bug")
-    assert str(fdt) in problem and f"{size // 2:,} bytes" in problem and f"{size:,}" in problem
-    assert f"{len(CHANNELS)} channels" in problem and "truncated" in problem
-
-
-def test_header_channel_count_disagreeing_with_its_channels_is_named(tmp_path):
-    root, files = _one_subject(tmp_path)
-    vhdr = files["eeg"]
-    text = vhdr.read_text()
-    vhdr.write_text(text.replace(f"NumberOfChannels={len(CHANNELS)}",
-                                 f"NumberOfChannels={len(CHANNELS) + 1}"))
-    [problem] = _problems(root)
-    assert str(vhdr) in problem
-    assert f"NumberOfChannels={len(CHANNELS) + 1}" in problem
-    assert f"lists {len(CHANNELS)} channels" in problem
 
 
 def test_header_tr_against_sidecar_names_both(tmp_path):

@@ -15,7 +15,7 @@ from eeg2fmri.config import dataset_errors
 from eeg2fmri.data.datasets import get_dataset
 from eeg2fmri.errors import InputError
 from eeg2fmri.preprocess.inspect import inspect_dataset
-from eeg2fmri.preprocess.store import preprocess_subject
+from eeg2fmri.preprocess.subject import preprocess_subject
 
 EEG = "{subject}/eeg/{subject}_task-rest_eeg.vhdr"
 BOLD = "{subject}/func/{subject}_task-rest_bold.nii.gz"

@@ -15,7 +15,7 @@ from eeg2fmri.errors import InputError
 from eeg2fmri.preprocess.eeg import window_spectra
 from eeg2fmri.preprocess.fmri import dct_reduce, from_volumes, minmax_per_volume, to_volumes
 from eeg2fmri.preprocess.pairing import RunPlan, plan_run
-from eeg2fmri.preprocess.store import preprocess_subject
+from eeg2fmri.preprocess.subject import preprocess_subject
 from eeg2fmri.store import SubjectFeatures
 
 from .conftest import FIXTURES, TINY, read_eeg

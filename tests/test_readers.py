@@ -8,11 +8,15 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from eeg2fmri.data.bold import read_bold_header
 from eeg2fmri.errors import InputError
 from eeg2fmri.preprocess.ingest import read_header
+from eeg2fmri.store import SubjectFeatures
+
+from .test_own_data import CHANNELS, _one_subject, _preprocess, _problems, planted
 
 
 @pytest.fixture
@@ -74,3 +78,69 @@ def test_a_file_that_is_not_edf_is_named(tmp_path, content):
     edf.write_bytes(content)
     with pytest.raises(InputError, match="rec.edf: not a valid EDF/BDF header"):
         read_header(edf, "edf")
+
+
+# --- files whose size disagrees with their header (a user's dataset) ---------------------
+
+
+def test_truncated_vectorized_binary_is_refused(tmp_path):
+    root, files = _one_subject(tmp_path)
+    vhdr = files["eeg"]
+    text = vhdr.read_text().replace("DataOrientation=MULTIPLEXED", "DataOrientation=VECTORIZED")
+    vhdr.write_text(text)
+    dat = vhdr.with_suffix(".eeg")
+    size = dat.stat().st_size
+    with open(dat, "r+b") as f:
+        f.truncate(size - 1000)
+    [problem] = _problems(root)
+    assert str(dat) in problem and f"{size - 1000:,} bytes" in problem
+    assert "44 channels x 4 bytes" in problem
+    with pytest.raises(InputError, match="truncated"):
+        _preprocess(root, tmp_path / "out")
+    assert not (tmp_path / "out" / "eeg.npy").exists()
+
+def test_multiplexed_binary_cut_at_60_percent_is_refused(tmp_path):
+    root, files = _one_subject(tmp_path)
+    dat = files["eeg"].with_suffix(".eeg")
+    frame = len(CHANNELS) * 4
+    keep = int(dat.stat().st_size * 0.6) // frame * frame  # whole samples: only markers tell
+    with open(dat, "r+b") as f:
+        f.truncate(keep)
+    [problem] = _problems(root)
+    assert str(dat) in problem and "markers in sub-01_task-motor_eeg.vmrk lie past its end" \
+        in problem
+    assert f"holds {keep // frame:,} samples" in problem
+
+def test_truncated_edf_is_refused(tmp_path):
+    root, files = _one_subject(tmp_path, fmt="edf")
+    size = files["eeg"].stat().st_size
+    with open(files["eeg"], "r+b") as f:
+        f.truncate(size - 5000)
+    [problem] = _problems(root)
+    assert str(files["eeg"]) in problem and f"{size - 5000:,} bytes" in problem
+    assert "truncated" in problem
+
+def test_eeglab_samples_in_an_fdt_pair_and_a_truncated_fdt_is_refused(tmp_path):
+    root, files = _one_subject(tmp_path, fmt="eeglab")
+    fdt = files["eeg"].with_suffix(".fdt")
+    assert fdt.is_file() and _problems(root) == []
+    _preprocess(root, tmp_path / "out")
+    store = SubjectFeatures.open(tmp_path / "out")
+    assert int(np.asarray(store.eeg).sum(axis=(1, 2)).argmax()) == planted(0)
+    size = fdt.stat().st_size
+    with open(fdt, "r+b") as f:
+        f.truncate(size // 2)
+    [problem] = _problems(root)  # MNE itself fails only when reading samples ("report a bug")
+    assert str(fdt) in problem and f"{size // 2:,} bytes" in problem and f"{size:,}" in problem
+    assert f"{len(CHANNELS)} channels" in problem and "truncated" in problem
+
+def test_header_channel_count_disagreeing_with_its_channels_is_named(tmp_path):
+    root, files = _one_subject(tmp_path)
+    vhdr = files["eeg"]
+    text = vhdr.read_text()
+    vhdr.write_text(text.replace(f"NumberOfChannels={len(CHANNELS)}",
+                                 f"NumberOfChannels={len(CHANNELS) + 1}"))
+    [problem] = _problems(root)
+    assert str(vhdr) in problem
+    assert f"NumberOfChannels={len(CHANNELS) + 1}" in problem
+    assert f"lists {len(CHANNELS)} channels" in problem

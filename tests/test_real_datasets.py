@@ -15,7 +15,7 @@ from eeg2fmri.cli import main
 from eeg2fmri.data.datasets import REAL, get_dataset
 from eeg2fmri.data.download import DownloadError
 from eeg2fmri.data.fetch import fetch_subject
-from eeg2fmri.preprocess.store import preprocess_subject
+from eeg2fmri.preprocess.subject import preprocess_subject
 from eeg2fmri.store import SubjectFeatures
 
 from .miniatures import BURST_VOLUME, Server, build_all

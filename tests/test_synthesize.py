@@ -160,7 +160,7 @@ def test_a_recording_at_the_training_recordings_rate_is_decimated_as_preprocessi
     from eeg2fmri.data.sim_settings import VOLUME_MARKER
     from eeg2fmri.data.simulate import write_dataset
     from eeg2fmri.evaluation.synthesize import read_windows
-    from eeg2fmri.preprocess.store import preprocess_subject
+    from eeg2fmri.preprocess.subject import preprocess_subject
     from eeg2fmri.record import load_model
 
     fast = replace(TINY, fs=2 * TINY.fs)

@@ -7,8 +7,8 @@ import torch
 from eeg2fmri import store
 from eeg2fmri.errors import InputError
 from eeg2fmri.evaluation.predict import evaluate_fold
-from eeg2fmri.frames import EEGNorm, PairDataset
 from eeg2fmri.models import build_model
+from eeg2fmri.pairs import EEGNorm, PairDataset
 from eeg2fmri.training.folds import fold_by_name, loso_fold, loso_folds
 from eeg2fmri.training.loop import cosine_restarts, seed_everything
 from eeg2fmri.training.trainer import open_subjects, train_fold
@@ -218,3 +218,18 @@ def test_ntvit_trains_on_raw_windows_and_evaluates(tiny_features, tmp_path, dm):
     r = evaluate_fold(tmp_path / "model.pt", [tiny_features / "sub-01"],
                       tmp_path / "metrics.json", tmp_path / "pred.nii.gz")
     assert r["n_volumes"] == TINY.n_volumes - 5 and np.isfinite(r["mean"]["ssim"])
+
+
+def test_a_resumed_training_records_its_total_wall_time(tiny_features, tmp_path):
+    from eeg2fmri.training.folds import loso_fold
+    from eeg2fmri.training.trainer import train_fold
+
+    from .conftest import arch_spec
+
+    spec, fold = arch_spec("e2fnet", epochs=2), loso_fold(["sub-01", "sub-02", "sub-03",
+                                                            "sub-04"], "sub-01")
+    assert train_fold(spec, fold, tiny_features, tmp_path, stop_after_epoch=1,
+                      progress=False) is None
+    first = torch.load(tmp_path / "checkpoint" / "last.pt", weights_only=True)["wall_s"]
+    record = train_fold(spec, fold, tiny_features, tmp_path, progress=False)
+    assert first > 0 and record["summary"]["wall_s"] > first

@@ -207,3 +207,40 @@ def test_two_synthesis_entries_writing_one_file_are_refused(tmp_path):
     out = r.stdout + r.stderr
     assert r.returncode != 0 and "entries 0 and 1 would both write" in out
     assert "s1/rec.vhdr and s2/rec.vhdr" in out and "give each a `name`" in out
+
+
+@pytest.mark.workflow
+def test_after_snakemake_is_killed_the_profiles_sequence_finishes_the_run(tmp_path):
+    """kill -9 of Snakemake leaves its lock: the profile alone stops on it; `--unlock`, then the
+    profile (rerun-incomplete), finishes the run. The profile's comment gives that sequence."""
+    import signal
+    import subprocess
+    import time
+
+    from .test_workflow import SNAKEMAKE, TINY_CONFIG
+
+    profile = REPO / "workflow/profiles/workstation"
+    sequence = "--profile workflow/profiles/workstation --unlock"
+    assert sequence in (profile / "config.yaml").read_text()
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({**TINY_CONFIG, "models": ["e2fnet", "mean_volume"]}))
+    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path / "w"), "--profile",
+           str(profile), "--cores", "2", "--configfile", str(config)]
+    env = tool_env()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env=env)
+    deadline = time.time() + 240
+    while not list(tmp_path.glob("w/results/logs/sim/train/*/*.log")) and \
+            proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and its running jobs
+    proc.wait()
+    assert not (tmp_path / "w/results/sim/summary/summary.md").exists(), "killed too late"
+
+    locked = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+    unlock = subprocess.run([*cmd, "--unlock"], capture_output=True, timeout=300, env=env)
+    assert unlock.returncode == 0
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert (tmp_path / "w/results/sim/summary/summary.md").is_file()

@@ -62,7 +62,7 @@ def cmd_preprocess(a: argparse.Namespace) -> None:
     from eeg2fmri.data.datasets import get_dataset, sim_config
     from eeg2fmri.data.fetch import verify_manifest
     from eeg2fmri.data.sim_settings import check_simulated_tree
-    from eeg2fmri.preprocess.store import preprocess_subject
+    from eeg2fmri.preprocess.subject import preprocess_subject
 
     cfg = a.config
     ds = get_dataset(a.dataset, cfg, a.raw)

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from eeg2fmri.frames import EEGNorm, Frames
 from eeg2fmri.models.base import SequenceBatch
+from eeg2fmri.pairs import EEGNorm, Frames
 from eeg2fmri.store import SubjectFeatures
 
 TASKS = ("synthesis", "imputation", "super_resolution")

@@ -14,9 +14,9 @@ from eeg2fmri.device import pick_device
 from eeg2fmri.errors import InputError
 from eeg2fmri.evaluation import metrics
 from eeg2fmri.evaluation.sequence import evaluate_tasks
-from eeg2fmri.frames import EEGNorm, PairDataset
 from eeg2fmri.io import save_nifti, write_json
 from eeg2fmri.made_with import refuse_if_differs
+from eeg2fmri.pairs import EEGNorm, PairDataset
 from eeg2fmri.preprocess.fmri import from_volumes
 from eeg2fmri.provenance import provenance
 from eeg2fmri.record import load_model

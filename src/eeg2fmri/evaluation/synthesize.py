@@ -31,9 +31,9 @@ from eeg2fmri.data.formats import FORMATS, format_by_extension, reader
 from eeg2fmri.data.formats.base import match_markers
 from eeg2fmri.device import pick_device
 from eeg2fmri.errors import InputError
-from eeg2fmri.frames import EEGNorm
 from eeg2fmri.io import save_nifti, write_json
 from eeg2fmri.models.base import SequenceBatch
+from eeg2fmri.pairs import EEGNorm
 from eeg2fmri.preprocess.fmri import from_volumes
 from eeg2fmri.preprocess.ingest import Ingestion, Recording, match_channels, open_recording, windows
 from eeg2fmri.preprocess.pairing import irregular_intervals

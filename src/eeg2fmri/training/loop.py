@@ -28,9 +28,9 @@ from tqdm import tqdm
 
 from eeg2fmri.config import TrainConfig
 from eeg2fmri.errors import InputError
-from eeg2fmri.frames import Frames
 from eeg2fmri.io import atomic_path
 from eeg2fmri.models.base import Model
+from eeg2fmri.pairs import Frames
 
 
 def seed_everything(seed: int) -> None:

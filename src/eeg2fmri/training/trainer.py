@@ -11,9 +11,9 @@ import torch
 
 from eeg2fmri import config as config_mod
 from eeg2fmri.device import pick_device
-from eeg2fmri.frames import EEGNorm, PairDataset
 from eeg2fmri.models import build_model, count_parameters
 from eeg2fmri.models.base import Model
+from eeg2fmri.pairs import EEGNorm, PairDataset
 from eeg2fmri.provenance import provenance
 from eeg2fmri.record import save_record
 from eeg2fmri.sequences import SequenceDataset, SequenceTasks

@@ -1,5 +1,5 @@
-"""Faults and a newcomer's first hour: temp files, file modes, CUDA asked for on a CPU machine,
-the report's dependency, fixtures inside the repository."""
+"""Writing files (eeg2fmri.io): temporary files and atomic renames, file modes, the checkpoint
+folder, full and read-only disks, each one line naming the file."""
 
 from __future__ import annotations
 
@@ -8,19 +8,16 @@ import json
 import os
 import re
 import stat
-import tomllib
 
 import numpy as np
 import pytest
-import torch
 
 from eeg2fmri.cli import main
-from eeg2fmri.device import pick_device
 from eeg2fmri.errors import InputError
 from eeg2fmri.io import atomic_path, save_nifti, write_json
 from eeg2fmri.training.loop import clear_checkpoint
 
-from .conftest import FIXTURES, REPO, tool_env
+from .conftest import REPO, tool_env
 
 
 def test_stale_temp_files_of_an_output_are_removed_when_it_is_written_again(tmp_path):
@@ -62,44 +59,6 @@ def test_the_checkpoint_folder_is_removed_whole(tmp_path):
     (ckpt / ".last.pt.abc.tmp").write_bytes(b"left by a kill")
     clear_checkpoint(ckpt)
     assert not ckpt.exists()
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_cuda_on_a_machine_without_it_is_one_line_naming_device(capsys):
-    with pytest.raises(InputError, match="config key 'device' is 'cuda' but this machine has no"):
-        pick_device("cuda")
-    code = main(["evaluate", "--model", "x.pt", "--test-features", "x", "--metrics", "m.json",
-                 "--predictions", "p.nii.gz", "--device", "cuda:0"])
-    err = capsys.readouterr().err
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "device" in err
-
-
-def test_the_report_dependency_is_declared():
-    """`snakemake --report` imports pygments, which snakemake does not declare."""
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert any(d.startswith("pygments") for d in deps)
-
-
-def test_fixtures_live_in_the_repository():
-    assert FIXTURES.is_relative_to(REPO)
-    assert (FIXTURES / "noddi-bids-headers" / "SOURCE.md").is_file()
-    assert "CC BY 4.0" in (FIXTURES / "README.md").read_text() or \
-        "Attribution 4.0" in (FIXTURES / "README.md").read_text()
-
-
-def test_a_resumed_training_records_its_total_wall_time(tiny_features, tmp_path):
-    from eeg2fmri.training.folds import loso_fold
-    from eeg2fmri.training.trainer import train_fold
-
-    from .conftest import arch_spec
-
-    spec, fold = arch_spec("e2fnet", epochs=2), loso_fold(["sub-01", "sub-02", "sub-03",
-                                                            "sub-04"], "sub-01")
-    assert train_fold(spec, fold, tiny_features, tmp_path, stop_after_epoch=1,
-                      progress=False) is None
-    first = torch.load(tmp_path / "checkpoint" / "last.pt", weights_only=True)["wall_s"]
-    record = train_fold(spec, fold, tiny_features, tmp_path, progress=False)
-    assert first > 0 and record["summary"]["wall_s"] > first
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
@@ -171,43 +130,6 @@ def test_a_read_only_folder_stops_the_run_in_one_line_naming_it(tmp_path, where)
         assert f"the working directory cannot be written ({workdir}: Permission denied)" in out
     (tmp_path / "ro").chmod(0o755)
     workdir.chmod(0o755)
-
-
-@pytest.mark.workflow
-def test_after_snakemake_is_killed_the_profiles_sequence_finishes_the_run(tmp_path):
-    """kill -9 of Snakemake leaves its lock: the profile alone stops on it; `--unlock`, then the
-    profile (rerun-incomplete), finishes the run. The profile's comment gives that sequence."""
-    import signal
-    import subprocess
-    import time
-
-    from .test_workflow import SNAKEMAKE, TINY_CONFIG
-
-    profile = REPO / "workflow/profiles/workstation"
-    sequence = "--profile workflow/profiles/workstation --unlock"
-    assert sequence in (profile / "config.yaml").read_text()
-    config = tmp_path / "config.yaml"
-    config.write_text(json.dumps({**TINY_CONFIG, "models": ["e2fnet", "mean_volume"]}))
-    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path / "w"), "--profile",
-           str(profile), "--cores", "2", "--configfile", str(config)]
-    env = tool_env()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, env=env)
-    deadline = time.time() + 240
-    while not list(tmp_path.glob("w/results/logs/sim/train/*/*.log")) and \
-            proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and its running jobs
-    proc.wait()
-    assert not (tmp_path / "w/results/sim/summary/summary.md").exists(), "killed too late"
-
-    locked = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
-    unlock = subprocess.run([*cmd, "--unlock"], capture_output=True, timeout=300, env=env)
-    assert unlock.returncode == 0
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    assert (tmp_path / "w/results/sim/summary/summary.md").is_file()
 
 
 def test_a_really_full_disk_is_one_line_and_leaves_no_temp_file(tmp_path):
