@@ -80,6 +80,7 @@ class DatasetSpec:
     n_bins: int | None = None  # |FFT| bins, where a window has fewer than features.n_bins
     grid: tuple[int, int, int] | None = None  # reduce volumes to (X, Y, Z) by 3-D DCT
     coverage: str = "whole brain"
+    mr_artefacts: Mapping[str, Any] = field(default_factory=dict)  # gradient, bcg: detect|...
     splits: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # fixed test splits
     source: Source | None = None
     from_participants: bool = False  # subjects: those of the dataset's participants.tsv
@@ -103,6 +104,10 @@ class DatasetSpec:
             return fmt
         raise InputError(path, f"unknown EEG file type; set {self.key('eeg_format')} "
                                f"(one of {', '.join(FORMATS)})")
+
+    def mr_settings(self) -> dict[str, Any]:
+        """The MR artefact settings (preprocess.mr_artefacts.MRSettings' fields)."""
+        return dict(self.mr_artefacts)
 
     def read_options(self) -> ReadOptions:
         """What the entry says about files that do not say it themselves."""
@@ -212,6 +217,7 @@ BUILTIN: dict[str, dict[str, Any]] = {
         eeg="sub{id}/EEG/{run}/EEG_noGA.mat", bold="sub{id}/BOLD/{run}/bold.nii.gz",
         runs=tuple(f"task00{t}_run00{r}" for t in (1, 2) for r in (1, 2, 3)),
         eeg_format="mat", mat_variable="data_noGA", eeg_rows=43, fs=1000.0, alignment="start",
+        mr_artefacts={"bcg": "keep"},  # gradient removed, BCG present, no ECG among rows 0-42
         source=Source("tarball", url="ds116_sub{id}.tgz", licence="PDDL (OpenfMRI)"),
         notes="Walz et al. 2015; EEG_noGA.mat rows 0-42 at 1 kHz (gradient removed, BCG "
               "present), starting with the first volume; 64x64x32, 170 volumes"),
@@ -220,14 +226,16 @@ BUILTIN: dict[str, dict[str, Any]] = {
         eeg="{subject}/ses-001/eeg/{subject}_ses-001_task-main_run-001_eeg.vhdr",
         bold="{subject}/ses-001/func/{subject}_ses-001_task-main_run-001_bold.nii.gz",
         alignment="start", drop_channels=("ECG", "EKG"), decimate=10, grid=(64, 64, 30),
+        mr_artefacts={"gradient": "correct"},
         splits={"paper": ("sub-21", "sub-22", "sub-24", "sub-26")}, from_participants=True,
         source=Source("openneuro", dataset="ds002158", include=(
             "{subject}/ses-001/eeg/{subject}_ses-001_task-main_run-001_eeg.*",
             "{subject}/ses-001/func/{subject}_ses-001_task-main_run-001_bold.nii.gz"),
             licence="CC0"),
-        notes="Pereira et al. 2020; raw 5 kHz EEG with the gradient artefact left in (as in the "
-              "references), low-passed and decimated to 500 Hz; 108x108x64 reduced to 64x64x30 "
-              "by 3-D DCT; of the ids sub-02..sub-26, the 20 in participants.tsv"),
+        notes="Pereira et al. 2020; raw 5 kHz EEG with the gradient artefact in (the references "
+              "keep it; here corrected by AAS unless mr_artefacts.gradient: keep), low-passed "
+              "and decimated to 500 Hz; 108x108x64 reduced to 64x64x30 by 3-D DCT; of the ids "
+              "sub-02..sub-26, the 20 in participants.tsv"),
     "xp2": dict(
         tr=1.0, subjects=_subs([*range(201, 208), 210, 211, 213, *range(216, 223)],
                                prefix="xp"),
@@ -251,6 +259,7 @@ _TUPLES = ("subjects", "runs", "drop_channels", "keep_channels", "grid")
 def sim_config(cfg: dict[str, Any]) -> sim_settings.SimConfig:
     """The simulator's settings from the validated workflow config's `simulation` section."""
     s = dict(cfg.get("simulation", {}))
+    s.pop("mr_artefacts", None)  # how preprocessing treats the recording, not how it is made
     for key in ("grid", "voxel_mm", "lead_in_s"):
         if key in s:
             s[key] = tuple(s[key])
@@ -347,7 +356,10 @@ def get_dataset(name: str, cfg: dict[str, Any], root: str | Path | None = None) 
             eeg=f"{{subject}}/eeg/{{subject}}_task-{sim_settings.TASK}_eeg.vhdr",
             bold=f"{{subject}}/func/{{subject}}_task-{sim_settings.TASK}_bold.nii.gz",
             volume_marker=sim_settings.VOLUME_MARKER, alignment="markers", simulated=True,
-            builtin=True)
+            builtin=True,
+            **({"decimate": int(round(sc.scanner_fs / sc.fs)), "drop_channels": ("ECG",),
+                "mr_artefacts": dict(cfg.get("simulation", {}).get("mr_artefacts") or {})}
+               if sc.scanner else {}))
     elif name in BUILTIN or name in declared:
         from eeg2fmri.config import pattern_error
 

@@ -40,6 +40,15 @@ class SimConfig:
     lead_in_s: tuple[float, float] = (2.0, 8.0)  # EEG starts this long before the first volume
     seed: int = 0
     subjects: list[str] = field(default_factory=list)
+    # inside the scanner (data/scanner.py): EEG at scanner_fs with gradient artefact, BCG, ECG
+    scanner: bool = False
+    scanner_fs: float = 1000.0  # a multiple of fs; preprocessing decimates back to fs
+    gradient_uv: float = 2000.0  # peak of the gradient artefact (the EEG: ~10 uV)
+    gradient_jitter: float = 0.1  # SD of a volume's timing against the EEG clock, samples
+    gradient_drift: float = 0.05  # slow amplitude drift, fraction
+    bcg_uv: float = 60.0  # peak of the ballistocardiogram
+    heart_bpm: float = 66.0
+    hrv: float = 0.05  # heart rate variability, fraction of the RR interval
 
     def subject_ids(self) -> list[str]:
         return self.subjects or [f"sub-{i + 1:02d}" for i in range(self.n_subjects)]

@@ -23,6 +23,7 @@ import numpy as np
 import pybv
 from scipy import ndimage, stats
 
+from eeg2fmri.data.scanner import scanner_recording
 from eeg2fmri.data.sim_settings import CHANNELS, SOURCES, TASK, SimConfig
 from eeg2fmri.io import atomic_files, save_nifti, save_npz, write_json, write_text
 
@@ -201,14 +202,17 @@ def write_dataset(cfg: SimConfig, root: str | Path) -> list[str]:
         eeg_dir, func_dir = root / sub / "eeg", root / sub / "func"
         truth = root / "derivatives" / "truth" / sub / "func"
         base = f"{sub}_task-{TASK}"
-        events = [{"onset": int(o), "description": 128, "type": "Response"} for o in sim["onsets"]]
-        with atomic_files(eeg_dir, f"{base}_eeg", last=".vhdr") as tmp_dir:
-            pybv.write_brainvision(
-                data=sim["eeg"], sfreq=cfg.fs, ch_names=names, fname_base=f"{base}_eeg",
-                folder_out=tmp_dir, overwrite=True, events=events, resolution=0.01, unit="µV",
-            )
+        eeg, fs, ch_names, onsets, slices = sim["eeg"], cfg.fs, list(names), sim["onsets"], []
+        if cfg.scanner:  # as recorded inside the scanner; the clean EEG is the truth
+            rec = scanner_recording(cfg, sim["eeg"], sim["onsets"], i)
+            eeg, fs, onsets, slices = rec["eeg"], rec["fs"], rec["onsets"], rec["slices"]
+            ch_names.append("ECG")
+            _write_brainvision(truth.parent / "eeg", f"{base}_desc-clean_eeg", rec["clean"], fs,
+                               ch_names, onsets, [])
+        _write_brainvision(eeg_dir, f"{base}_eeg", eeg, fs, ch_names, onsets, slices)
         write_json(eeg_dir / f"{base}_eeg.json", {
-            "TaskName": TASK, "SamplingFrequency": cfg.fs, "EEGChannelCount": len(names),
+            "TaskName": TASK, "SamplingFrequency": fs, "EEGChannelCount": len(names),
+            "ECGChannelCount": len(ch_names) - len(names),
             "EEGReference": "simulated average", "PowerLineFrequency": 50,
             "RecordingType": "continuous", "SoftwareFilters": "n/a",
         })
@@ -234,6 +238,19 @@ def write_dataset(cfg: SimConfig, root: str | Path) -> list[str]:
     })
     write_text(root / "README", README.format(n=len(subjects), tr=cfg.tr, fs=cfg.fs))
     return subjects
+
+
+def _write_brainvision(folder: Path, stem: str, data: np.ndarray, fs: float, names: list[str],
+                       volumes: np.ndarray, slices: list[int] | np.ndarray) -> None:
+    """A BrainVision triple (microvolts), "Response/R128" per volume and "Response/R  1" per
+    slice, written whole or not at all."""
+    events = ([{"onset": int(o), "description": 128, "type": "Response"} for o in volumes]
+              + [{"onset": int(o), "description": 1, "type": "Response"} for o in slices])
+    events.sort(key=lambda e: e["onset"])
+    with atomic_files(folder, stem, last=".vhdr") as tmp_dir:
+        pybv.write_brainvision(data=data, sfreq=fs, ch_names=names, fname_base=stem,
+                               folder_out=tmp_dir, overwrite=True, events=events,
+                               resolution=0.01, unit="µV")
 
 
 README = """eeg2fmri simulated simultaneous EEG-fMRI dataset

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,15 @@ from eeg2fmri.io import save_nifti, write_json
 from eeg2fmri.models.base import SequenceBatch
 from eeg2fmri.pairs import EEGNorm
 from eeg2fmri.preprocess.fmri import from_volumes
-from eeg2fmri.preprocess.ingest import Ingestion, Recording, match_channels, open_recording, windows
+from eeg2fmri.preprocess.ingest import (
+    Ingestion,
+    Recording,
+    Stages,
+    match_channels,
+    open_recording,
+    windows,
+)
+from eeg2fmri.preprocess.mr_artefacts import GRADIENT_DB, find_ecg, gradient_db
 from eeg2fmri.preprocess.pairing import irregular_intervals
 from eeg2fmri.record import load_model
 
@@ -50,6 +58,7 @@ class Windows:
     channels_dropped: list[str]
     resampled_from: float | None
     amplitude_uv: float  # median SD of a window's channel (eeg.amplitude_uv)
+    mr_artefacts: dict[str, Any]  # what the MR stages measured and did
 
 
 def _onsets(markers: dict[str, np.ndarray], marker: str | None, fs: float, tr: float,
@@ -112,12 +121,36 @@ def read_windows(path: Path, record: dict[str, Any], *, start: float = 0.0,
                                  n_win, start, path)
         if len(onsets) == 0:
             raise InputError(path, f"no complete {n_win}-sample window ({source})")
+        stages = _stages(rec, picks, ing, tr, marker, path)
         win = windows(rec, picks, onsets, ing, spectra=eeg["input"] != "raw",
-                      raw=eeg["input"] == "raw", progress=progress,
+                      raw=eeg["input"] == "raw", progress=progress, read=stages.read,
                       transform=lambda x: norm(x).astype(np.float32))
     features = win.raw if eeg["input"] == "raw" else win.spectra
     return Windows(features, onsets / model_fs, source, extra,
-                   None if fs == model_fs else fs, win.amplitude_uv)
+                   None if fs == model_fs else fs, win.amplitude_uv, stages.report)
+
+
+def _stages(rec: Recording, picks: list[str], ing: Ingestion, tr: float, marker: str | None,
+            path: Path) -> Stages:
+    """The MR stages of the model's preprocessing, replayed where the recording allows: the
+    gradient corrected on its volume markers (a gradient artefact without them is an error), the
+    BCG on its ECG channel (an EEG-only recording outside the scanner has neither)."""
+    m = ing.mr
+    scan = match_markers(rec.markers, marker) if marker else np.zeros(0, np.int64)
+    gradient, bcg = m.gradient, m.bcg
+    if gradient == "correct" and len(scan) < 3:
+        seg = Stages(rec, 1)._segment(None, tr)
+        found = gradient_db(rec.samples(picks, *seg), rec.fs, tr)
+        if found > GRADIENT_DB:
+            raise InputError(path, f"gradient artefact ({found:.1f} dB at the volume harmonics) "
+                                   "and no volume markers to correct it on, as the model's "
+                                   "preprocessing did: pass --marker with the volume marker")
+        gradient = "keep"  # none to correct
+    if bcg == "correct" and find_ecg(rec.ch_names, m.ecg_channel) is None:
+        bcg = "keep"  # no ECG channel: a recording outside the scanner has no BCG either
+    replay = replace(ing, mr=replace(m, gradient=gradient, bcg=bcg))
+    return Stages.build(rec, picks, replay, tr, scan if len(scan) >= 3 else None,
+                        key="the model's dataset_settings.<dataset>.mr_artefacts")
 
 
 def _resampled(rec: Recording, picks: list[str], fs: float) -> Recording:
@@ -263,6 +296,7 @@ def synthesize(model_path: Path, eeg_path: Path, out_path: Path, *, start: float
         "seed": seed, "shuffled_eeg_model": record.get("shuffle_seed") is not None,
         "predict_s_per_volume": pred_s / len(volumes), "wall_s": time.time() - t0,
         "package_version": __version__, "amplitude": amplitude,
+        "mr_artefacts": win.mr_artefacts,
     }
     write_json(sidecar_path, sidecar)
     return sidecar

@@ -1,7 +1,8 @@
 """The one EEG ingestion path: a recording file to the windows a model reads.
 
-    reader (eeg2fmri.data.formats) -> channels (select, order, ambiguity) -> microvolts
-        -> decimate -> onsets -> windows -> |FFT| spectra and raw samples
+    reader (eeg2fmri.data.formats) -> channels (select, order, ambiguity)
+        -> [gradient artefact: AAS] -> decimate -> [ballistocardiogram: AAS]
+        -> onsets -> windows -> microvolts -> |FFT| spectra and raw samples
 
 `inspect` uses its first steps (headers, channels), `preprocess` all of it for every run, and
 `synthesize` replays it from the settings saved in the model record (`Ingestion.state()`), so
@@ -12,7 +13,7 @@ and windowed in chunks of windows: an hour of 64-channel 5-kHz EEG is never held
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from tqdm import tqdm
 from eeg2fmri.data.formats import reader
 from eeg2fmri.data.formats.base import Header, ReadOptions, raw_markers, read_samples
 from eeg2fmri.errors import InputError
+from eeg2fmri.preprocess import mr_artefacts as mr
 from eeg2fmri.preprocess.eeg import (
     FLOAT16_MAX,
     decimate,
@@ -31,6 +33,7 @@ from eeg2fmri.preprocess.eeg import (
     window_sd,
     window_spectra,
 )
+from eeg2fmri.preprocess.mr_artefacts import MRSettings
 
 UV = 1e6  # volts -> microvolts: every store and model works in microvolts
 BLOCK_SAMPLES = 1 << 21  # source samples per channel read at once (16 MB per channel)
@@ -44,15 +47,16 @@ class Ingestion:
     window_samples: int
     bins: tuple[int, int]
     decimate: int = 1
+    mr: MRSettings = MRSettings()  # the MR artefact stages (`preprocess.mr_artefacts`)
 
     def state(self) -> dict[str, Any]:
         return {"window_samples": self.window_samples, "bins": list(self.bins),
-                "decimate": self.decimate}
+                "decimate": self.decimate, "mr": self.mr.state()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Ingestion:
         return cls(int(state["window_samples"]), (int(state["bins"][0]), int(state["bins"][1])),
-                   int(state.get("decimate", 1)))
+                   int(state.get("decimate", 1)), MRSettings.from_state(state.get("mr")))
 
     def output_onsets(self, onsets: np.ndarray) -> np.ndarray:
         """Window onsets at the recording's rate -> at the rate after decimation."""
@@ -135,11 +139,13 @@ class Windows:
 
 def windows(rec: Recording, channels: list[str], onsets: np.ndarray, ing: Ingestion, *,
             spectra: bool = True, raw: bool = True, transform: Any = None,
-            progress: bool = False) -> Windows:
+            progress: bool = False, read: Callable[..., np.ndarray] | None = None) -> Windows:
     """The windows starting at `onsets` (at the rate after decimation) of `channels`, read and
-    decimated in blocks. `transform(x)` applies to each block of spectra or raw windows (the
-    model's normalisation in synthesis)."""
+    decimated in blocks (through `read`, samples at that rate with the MR stages applied, from
+    `Stages`; default: none). `transform(x)` applies to each block of spectra or raw windows
+    (the model's normalisation in synthesis)."""
     n_win, f = ing.window_samples, ing.decimate
+    read = read or Stages.plain(rec, f).read
     onsets = np.asarray(onsets, dtype=np.int64)
     chunk = max(1, BLOCK_SAMPLES // (n_win * f))
     spec_parts, raw_parts, sd_parts = [], [], []
@@ -148,8 +154,7 @@ def windows(rec: Recording, channels: list[str], onsets: np.ndarray, ing: Ingest
                   disable=not (progress and sys.stderr.isatty())):
         part = onsets[i:i + chunk]
         a, b = int(part.min()), int(part.max()) + n_win
-        block = (rec.samples(channels, a, b) if f == 1 else _decimated(rec, channels, a, b, f))
-        block = block * UV
+        block = read(channels, a, b) * UV
         peak = float(np.abs(block).max()) if block.size else 0.0
         if raw and peak > FLOAT16_MAX:
             raise InputError(rec.path, f"EEG samples reach {peak:,.0f} uV, beyond the "
@@ -173,13 +178,124 @@ def windows(rec: Recording, channels: list[str], onsets: np.ndarray, ing: Ingest
         np.concatenate(sd_parts) if sd_parts else np.zeros((0, c)))
 
 
-def _decimated(rec: Recording, channels: list[str], a: int, b: int, factor: int) -> np.ndarray:
-    """Samples [a, b) at the decimated rate, from the recording's samples around them only:
-    resample_poly's filter reaches 10 x factor input samples to each side, so with a margin of
-    12 x factor the kept samples equal those of decimating the whole recording."""
+def _decimated(read: Callable[..., np.ndarray], n_samples: int, channels: list[str], a: int,
+               b: int, factor: int) -> np.ndarray:
+    """Samples [a, b) at the decimated rate, from the samples around them only (`read` at the
+    recording's rate): resample_poly's filter reaches 10 x factor input samples to each side, so
+    with a margin of 12 x factor the kept samples equal those of decimating the whole recording."""
     pad = 12 * factor
     start = max(a * factor - pad, 0)
-    stop = min(b * factor + pad, rec.n_samples)
-    out = decimate(rec.samples(channels, start, stop), factor)
+    stop = min(b * factor + pad, n_samples)
+    out = decimate(read(channels, start, stop), factor)
     skip = (a * factor - start) // factor
     return out[:, skip:skip + b - a]
+
+
+class Stages:
+    """The MR artefact stages of one run between the recording and its windows, and what each
+    measured and did (`report`, written to meta.json and the sidecar). `read(channels, a, b)`
+    gives samples at the rate after decimation (volts)."""
+
+    SEGMENT_S = 64.0  # the stretch of the scan the detection figures are measured on
+
+    def __init__(self, rec: Recording, factor: int):
+        self.rec, self.factor = rec, factor
+        self.source = rec.samples  # at the recording's rate, after the gradient stage
+        self.bcg: mr.BCGSubtraction | None = None
+        self.report: dict[str, Any] = {}
+
+    @classmethod
+    def plain(cls, rec: Recording, factor: int) -> Stages:
+        return cls(rec, factor)
+
+    def read(self, channels: list[str], a: int, b: int) -> np.ndarray:
+        if self.bcg is not None:
+            return self.bcg.samples(channels, a, b)
+        return self._decimated(channels, a, b)
+
+    def _decimated(self, channels: list[str], a: int, b: int) -> np.ndarray:
+        if self.factor == 1:
+            return self.source(channels, a, b)
+        return _decimated(self.source, self.rec.n_samples, channels, a, b, self.factor)
+
+    @classmethod
+    def build(cls, rec: Recording, picks: list[str], ing: Ingestion, tr: float,
+              scan_onsets: np.ndarray | None, *, run: str = "", key: str = "mr_artefacts"
+              ) -> Stages:
+        """Measure the run's MR artefacts and set up the stages `ing.mr` asks for; a run with an
+        artefact that its settings do not address (`detect`) is refused in one line naming the
+        figure and the config key."""
+        st, m = cls(rec, ing.decimate), ing.mr
+        segment = st._segment(scan_onsets, tr)
+        g = mr.gradient_db(rec.samples(picks, *segment), rec.fs, tr)
+        st.report.update(gradient_db=round(g, 2), gradient=m.gradient)
+        if g > mr.GRADIENT_DB and m.gradient == "detect":
+            raise InputError(rec.path, (
+                f"{run}gradient artefact: the volume-frequency harmonics stand {g:.1f} dB above "
+                f"the spectrum between them (EEG: < {mr.GRADIENT_DB:g} dB). Set {key}.gradient: "
+                "correct (average artefact subtraction on the volume markers), or keep (as the "
+                "reference code did)"))
+        if m.gradient == "correct":
+            if scan_onsets is None or len(scan_onsets) < 3:
+                raise InputError(rec.path, f"{run}gradient correction needs the volume onsets "
+                                           "(volume markers, or alignment start/offset)")
+            reference = picks[int(np.argmax(rec.samples(picks, *segment).std(1)))]
+            aas = mr.GradientAAS(rec.samples, rec.n_samples, scan_onsets,
+                                 int(round(rec.fs * tr)), reference, m.window)
+            st.source = aas.samples
+            st.report["gradient_db_after"] = round(
+                mr.gradient_db(aas.samples(picks, *segment), rec.fs, tr), 2)
+        fs_out = rec.fs / ing.decimate
+        ecg = mr.find_ecg(rec.ch_names, m.ecg_channel)
+        st.report.update(bcg=m.bcg, ecg_channel=ecg)
+        if ecg is None:
+            if m.bcg == "correct" or m.ecg_channel:
+                what = "correction" if m.bcg == "correct" else "detection"
+                raise InputError(rec.path, f"{run}BCG {what} needs an ECG channel: none named "
+                                           f"{m.ecg_channel or 'ECG or EKG'}; set "
+                                           f"{key}.ecg_channel")
+            st.report["bcg_index"] = None  # not measurable
+            return st
+        n_out = -(-rec.n_samples // ing.decimate)
+        beats = mr.heartbeats(st._decimated([ecg], 0, n_out)[0], fs_out)
+        a, b = (int(x) // ing.decimate for x in segment)
+        index = mr.bcg_index(st._decimated(picks, a, b), beats[(beats >= a) & (beats < b)] - a,
+                             fs_out)
+        st.report.update(bcg_index=round(index, 2), heartbeats=len(beats))
+        if index > mr.BCG_INDEX and m.bcg == "detect":
+            raise InputError(rec.path, (
+                f"{run}ballistocardiogram: the heartbeat-locked average of the EEG is {index:.1f} "
+                f"times what chance leaves (< {mr.BCG_INDEX:g} without one; {len(beats)} "
+                f"heartbeats on {ecg}). Set {key}.bcg: correct (average artefact subtraction "
+                "on the R-peaks), or keep"))
+        if m.bcg == "correct":
+            st.bcg = mr.BCGSubtraction(st._decimated, n_out, beats, fs_out, m.beats, m.obs)
+            st.report["bcg_index_after"] = round(mr.bcg_index(
+                st.bcg.samples(picks, a, b), beats[(beats >= a) & (beats < b)] - a, fs_out), 2)
+        return st
+
+    @classmethod
+    def measure(cls, rec: Recording, picks: list[str], tr: float,
+                scan_onsets: np.ndarray | None, ecg_channel: str | None = None
+                ) -> dict[str, Any]:
+        """The detection figures alone (inspect): the gradient's, and the BCG's where the run
+        has an ECG channel and no gradient artefact (it would swamp the heartbeat's)."""
+        st = cls(rec, 1)
+        segment = st._segment(scan_onsets, tr)
+        out: dict[str, Any] = {"gradient_db": round(mr.gradient_db(
+            rec.samples(picks, *segment), rec.fs, tr), 2), "bcg_index": None}
+        ecg = mr.find_ecg(rec.ch_names, ecg_channel)
+        if ecg is not None and out["gradient_db"] <= mr.GRADIENT_DB:
+            beats = mr.heartbeats(rec.samples([ecg], *segment)[0], rec.fs)
+            out["bcg_index"] = round(mr.bcg_index(rec.samples(picks, *segment), beats,
+                                                  rec.fs), 2)
+        return out
+
+    def _segment(self, scan_onsets: np.ndarray | None, tr: float) -> tuple[int, int]:
+        """[start, stop) of up to SEGMENT_S seconds in the middle of the scan (of the run)."""
+        n = self.rec.n_samples
+        lo, hi = ((int(scan_onsets[0]), min(int(scan_onsets[-1] + tr * self.rec.fs), n))
+                  if scan_onsets is not None and len(scan_onsets) else (0, n))
+        length = min(hi - lo, int(self.SEGMENT_S * self.rec.fs))
+        start = lo + (hi - lo - length) // 2
+        return start, start + length

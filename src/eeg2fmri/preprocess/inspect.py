@@ -15,11 +15,13 @@ import numpy as np
 
 from eeg2fmri.data.datasets import DatasetSpec, RunFiles
 from eeg2fmri.errors import InputError
+from eeg2fmri.preprocess.mr_artefacts import BCG_INDEX, GRADIENT_DB
 from eeg2fmri.preprocess.pairing import Problem, RunPlan, consistency, plan_run, shared_files
 
 COLUMNS = ["subject", "run", "eeg", "bold", "format", "fs_hz", "channels", "dropped_channels",
            "eeg_s", "markers", "marker_spacing", "volumes", "tr_header", "tr_sidecar",
-           "first_marker_s", "pairs", "amplitude_uv", "notes", "problems"]
+           "first_marker_s", "pairs", "amplitude_uv", "gradient_db", "bcg_index", "notes",
+           "problems"]
 AMPLITUDE_FACTOR = 10.0  # a run this far from the dataset's median amplitude is a problem
 
 
@@ -29,12 +31,14 @@ def measure_amplitude(ds: DatasetSpec, plan: RunPlan, seconds: float = 30.0) -> 
     runs[].amplitude_uv)."""
     if plan.problems or not plan.channels:
         return None
-    from eeg2fmri.preprocess.ingest import Ingestion, open_recording, windows
+    from eeg2fmri.preprocess.ingest import Ingestion, Stages, open_recording, windows
 
     spv = int(round(plan.fs * plan.tr))
     n = min(plan.n_samples, max(int(seconds * plan.fs), spv))
     onsets = np.arange((plan.n_samples - n) // 2, (plan.n_samples + n) // 2 - spv + 1, spv)
     with open_recording(plan.eeg, plan.format, ds.read_options()) as rec:
+        plan.mr = Stages.measure(rec, plan.channels, plan.tr, plan.scan_onsets,
+                                 ds.mr_settings().get("ecg_channel"))
         return windows(rec, plan.channels, onsets, Ingestion(spv, (0, 1)), spectra=False,
                        raw=False).amplitude_uv
 
@@ -59,6 +63,8 @@ def _row(plan: RunPlan, root: Path, amplitude: float | None) -> dict[str, Any]:
         "tr_header": plan.tr_header or "", "tr_sidecar": plan.tr_sidecar or "",
         "first_marker_s": "" if plan.first_marker_s is None else round(plan.first_marker_s, 3),
         "pairs": plan.n_pairs, "amplitude_uv": "" if amplitude is None else round(amplitude, 3),
+        "gradient_db": plan.mr.get("gradient_db", ""),
+        "bcg_index": "" if plan.mr.get("bcg_index") is None else plan.mr["bcg_index"],
         "notes": "; ".join(plan.notes),
         "problems": "; ".join(p.message for p in plan.problems),
     }
@@ -95,6 +101,16 @@ def inspect_dataset(ds: DatasetSpec, root: str | Path, pairing: str = "markers"
             problems += plan.problems
     problems += consistency(ds, [p for p in plans if not p.problems])
     problems += shared_files(ds, root, by_subject)
+    for plan in plans:  # an artefact the dataset's settings do not address
+        settings = ds.mr_settings()
+        for name, figure, limit, what in (
+                ("gradient", "gradient_db", GRADIENT_DB, "gradient artefact"),
+                ("bcg", "bcg_index", BCG_INDEX, "ballistocardiogram")):
+            value = plan.mr.get(figure)
+            if value is not None and value > limit and settings.get(name, "detect") == "detect":
+                problems.append(Problem(plan.eeg, (
+                    f"{what}: {figure} {value:g} (> {limit:g}); set "
+                    f"{ds.key('mr_artefacts')}.{name}: correct, or keep")))
     measured = [a for a in amplitudes if a]
     for plan, amplitude in zip(plans, amplitudes, strict=True):
         if amplitude and measured:
@@ -117,7 +133,8 @@ def write_tables(rows: list[dict[str, Any]], problems: list[Problem], out: Path)
     out.with_suffix(".md").unlink(missing_ok=True)  # never a new table beside an old summary
     write_text(out, df.to_csv(sep="\t", index=False))
     short = df[["subject", "run", "format", "fs_hz", "channels", "eeg_s", "markers", "volumes",
-                "tr_header", "first_marker_s", "pairs", "amplitude_uv"]]
+                "tr_header", "first_marker_s", "pairs", "amplitude_uv", "gradient_db",
+                "bcg_index"]]
     text = short.to_markdown(index=False) if rows else "(no runs found)"
     notes = [f"- {r['subject']} {r['run']}: {r['notes']}" for r in rows if r["notes"]]
     if notes:

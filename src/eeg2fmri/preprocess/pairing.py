@@ -59,6 +59,8 @@ class RunPlan:
     tr: float = 0.0
     alignment: str = ""
     onsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    scan_onsets: np.ndarray | None = None  # every volume acquired (gradient artefact epochs)
+    mr: dict = field(default_factory=dict)  # MR artefact figures (inspect)
     volumes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     notes: list[str] = field(default_factory=list)  # what is dropped and why, warnings
     problems: list[Problem] = field(default_factory=list)
@@ -218,6 +220,12 @@ def _plan(ds: DatasetSpec, plan: RunPlan, pairing: str) -> None:
     else:
         raise InputError(None, f"{ds.key('alignment')} must be markers, start or offset, "
                                f"not {alignment!r}")
+    # every volume acquired, for the gradient artefact's epochs: the scanner's markers where
+    # the recording has them, else the alignment's grid
+    plan.scan_onsets = (np.asarray(markers, dtype=np.int64)
+                        if markers is not None and len(markers) >= 3 else
+                        np.round(onsets[0] - volumes[0] * spv
+                                 + np.arange(plan.n_volumes) * spv).astype(np.int64))
     if skip:
         plan.notes.append(f"first {skip} volume(s) of the run skipped ({ds.key('skip_volumes')}"
                           f"{' (paper pairing)' if pairing == 'paper' else ''})")

@@ -17,7 +17,8 @@ from eeg2fmri.errors import InputError
 from eeg2fmri.io import atomic_dir, save_npy, write_json
 from eeg2fmri.made_with import plain_json
 from eeg2fmri.preprocess.fmri import dct_reduce, degenerate, minmax_per_volume, to_volumes
-from eeg2fmri.preprocess.ingest import Ingestion, open_recording, windows
+from eeg2fmri.preprocess.ingest import Ingestion, Stages, open_recording, windows
+from eeg2fmri.preprocess.mr_artefacts import MRSettings, mr_summary
 from eeg2fmri.preprocess.pairing import RunPlan, consistency, plan_run, shared_files
 
 
@@ -49,13 +50,18 @@ def _run_features(ds: DatasetSpec, plan: RunPlan, *, n_bins: int) -> dict[str, A
         raise InputError(plan.eeg, f"features.n_bins = {n_bins} but a {n_win}-sample window "
                                    f"(fs {fs:g} Hz x TR {plan.tr:g} s) has {n_win // 2} bins "
                                    "above DC")
-    ing = Ingestion(n_win, (1, 1 + n_bins), ds.decimate)
+    ing = Ingestion(n_win, (1, 1 + n_bins), ds.decimate, MRSettings(**ds.mr_settings()))
     with open_recording(plan.eeg, plan.format, ds.read_options()) as rec:
         if run.data.shape[-1] != plan.n_volumes or rec.n_samples != plan.n_samples:
             raise InputError(plan.eeg, "the files changed while being read; rerun")
+        stages = Stages.build(rec, plan.channels, ing, plan.tr, plan.scan_onsets,
+                              run=f"{plan.subject} {plan.run}: ".replace(" : ", ": "),
+                              key=ds.key("mr_artefacts"))
+        for line in mr_summary(stages.report):
+            print(f"{plan.subject} {plan.run or 'run'}: {line}", file=sys.stderr)
         onsets = ing.output_onsets(plan.onsets)
         onsets = np.minimum(onsets, ing.output_length(rec.n_samples) - n_win)  # rounding
-        win = windows(rec, plan.channels, onsets, ing)
+        win = windows(rec, plan.channels, onsets, ing, read=stages.read)
     vols, affine = run.data[..., plan.volumes], run.affine
     if ds.grid is not None and vols.shape[:3] != ds.grid:
         vols, affine = dct_reduce(vols, affine, ds.grid)
@@ -68,7 +74,7 @@ def _run_features(ds: DatasetSpec, plan: RunPlan, *, n_bins: int) -> dict[str, A
         "vols": scaled, "affine": affine, "fs": fs,
         "n_win": n_win, "channels": list(plan.channels), "vol_index": plan.volumes,
         "info": {"eeg": str(plan.eeg), "bold": str(plan.bold), "n_volumes_bold": plan.n_volumes,
-                 "amplitude_uv": win.amplitude_uv,
+                 "amplitude_uv": win.amplitude_uv, "mr_artefacts": stages.report,
                  "first_volume": int(plan.volumes[0]), "n_pairs": plan.n_pairs,
                  "first_onset_sample": int(plan.onsets[0]), "tr": plan.tr,
                  "n_markers": plan.n_markers, "notes": plan.notes,

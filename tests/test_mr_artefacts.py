@@ -1,0 +1,206 @@
+"""MR artefacts (eeg2fmri.preprocess.mr_artefacts, data.scanner): the simulated scanner
+recording, detection in inspect and preprocessing, gradient and BCG correction against the
+clean truth, the refusals, and synthesis replaying the correction."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from eeg2fmri.data.datasets import get_dataset
+from eeg2fmri.data.simulate import write_dataset
+from eeg2fmri.errors import InputError
+from eeg2fmri.preprocess import ingest
+from eeg2fmri.preprocess.ingest import Ingestion, Stages, open_recording
+from eeg2fmri.preprocess.inspect import inspect_dataset
+from eeg2fmri.preprocess.mr_artefacts import MRSettings
+from eeg2fmri.preprocess.subject import preprocess_subject
+from eeg2fmri.store import SubjectFeatures
+
+from .conftest import TINY
+
+SCANNER = replace(TINY, n_subjects=3, n_volumes=60, scanner=True)
+EEG = "sub-01/eeg/sub-01_task-rest_eeg.vhdr"
+CLEAN = "derivatives/truth/sub-01/eeg/sub-01_task-rest_desc-clean_eeg.vhdr"
+
+
+def _cfg(sim=SCANNER, **mr: str) -> dict:
+    return {"simulation": {**asdict(sim), **({"mr_artefacts": mr} if mr else {})}}
+
+
+@pytest.fixture(scope="module")
+def scanner_raw(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("scanner")
+    write_dataset(SCANNER, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def gradient_only(tmp_path_factory) -> Path:
+    """The scanner recording without a ballistocardiogram: the gradient stage's own accuracy."""
+    root = tmp_path_factory.mktemp("gradient")
+    write_dataset(replace(SCANNER, bcg_uv=0.0), root)
+    return root
+
+
+def test_the_scanner_recording_looks_like_one(scanner_raw):
+    with open_recording(scanner_raw / EEG, "brainvision") as rec:
+        assert rec.fs == SCANNER.scanner_fs and rec.ch_names[-1] == "ECG"
+        assert len(rec.markers["Response/R128"]) == SCANNER.n_volumes
+        assert len(rec.markers["Response/R  1"]) == SCANNER.n_volumes * SCANNER.grid[2]
+        with open_recording(scanner_raw / CLEAN, "brainvision") as clean:
+            picks = rec.ch_names[:-1]
+            artefact = rec.samples(picks) - clean.samples(picks)
+            ratio = np.abs(artefact).max(1) / clean.samples(picks).std(1)
+            assert ratio.min() >= 100  # the gradient dwarfs the EEG
+
+
+def test_inspect_flags_the_scanner_recording_and_passes_clean_eeg(scanner_raw, tiny_raw):
+    rows, problems = inspect_dataset(get_dataset("sim", _cfg()), scanner_raw)
+    assert all(r["gradient_db"] > 20 for r in rows)
+    assert len(problems) == SCANNER.n_subjects and all(
+        "gradient artefact: gradient_db" in str(p) and "sim.mr_artefacts.gradient: correct, or "
+        "keep" in str(p) for p in problems)
+    rows, problems = inspect_dataset(get_dataset("sim", _cfg(TINY)), tiny_raw)
+    assert problems == [] and all(r["gradient_db"] < 6 for r in rows)
+
+
+def test_preprocessing_refuses_an_artefact_it_is_not_told_about(scanner_raw, tmp_path):
+    with pytest.raises(InputError, match=r"sub-01_task-rest_eeg.vhdr: sub-01: gradient artefact:"
+                                         r" .* dB .*mr_artefacts.gradient: correct .* or keep"):
+        preprocess_subject(get_dataset("sim", _cfg()), scanner_raw, "sub-01", tmp_path / "a",
+                           n_bins=30)
+    with pytest.raises(InputError, match=r"ballistocardiogram: the heartbeat-locked average .*"
+                                         r"mr_artefacts.bcg: correct"):
+        preprocess_subject(get_dataset("sim", _cfg(gradient="correct")), scanner_raw, "sub-01",
+                           tmp_path / "b", n_bins=30)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_keeping_is_a_conscious_choice_written_down(scanner_raw, tmp_path, capsys):
+    meta = preprocess_subject(get_dataset("sim", _cfg(gradient="keep", bcg="keep")), scanner_raw,
+                              "sub-01", tmp_path / "s", n_bins=30)
+    report = meta["runs"][0]["mr_artefacts"]
+    assert report["gradient"] == "keep" and report["gradient_db"] > 20
+    assert "KEPT in the EEG" in capsys.readouterr().err
+    assert meta["ingestion"]["mr"]["gradient"] == "keep"
+
+
+def _accuracy(root: Path, mr: MRSettings) -> tuple[np.ndarray, float, dict]:
+    """Per channel: correlation of the corrected EEG with the clean truth in 1-40 Hz after
+    decimation; the residual power at the slice harmonics, as a fraction of the artefact's."""
+    factor = int(SCANNER.scanner_fs / SCANNER.fs)
+    with open_recording(root / EEG, "brainvision") as rec, \
+            open_recording(root / CLEAN, "brainvision") as clean:
+        picks, on = rec.ch_names[:-1], rec.markers["Response/R128"]
+        st = Stages.build(rec, picks, Ingestion(500, (1, 61), factor, mr), SCANNER.tr, on)
+        a, b = int(on[0]) // factor, int(on[-1] + SCANNER.tr * rec.fs) // factor
+        sos = signal.butter(4, [1, 40], "bandpass", fs=SCANNER.fs, output="sos")
+        x = signal.sosfiltfilt(sos, st.read(picks, a, b), axis=1)
+        c = signal.sosfiltfilt(sos, Stages.plain(clean, factor).read(picks, a, b), axis=1)
+        r = np.array([np.corrcoef(x[i], c[i])[0, 1] for i in range(len(picks))])
+        span = (int(on[0]), int(on[-1] + SCANNER.tr * rec.fs))
+        truth = clean.samples(picks, *span)
+        before, after = rec.samples(picks, *span) - truth, st.source(picks, *span) - truth
+        slice_hz = SCANNER.grid[2] / SCANNER.tr
+
+        def at_slice_harmonics(z: np.ndarray) -> float:
+            n = z.shape[1]
+            spec = np.abs(np.fft.rfft(z * np.hanning(n), axis=1)) ** 2
+            bins = [round(k * slice_hz * n / rec.fs) for k in range(1, int(200 / slice_hz))]
+            return float(sum(spec[:, k - 1:k + 2].sum() for k in bins))
+
+        return r, at_slice_harmonics(after) / at_slice_harmonics(before), st.report
+
+
+def test_gradient_correction_recovers_the_clean_eeg(gradient_only):
+    r, residual, report = _accuracy(gradient_only, MRSettings(gradient="correct", bcg="keep"))
+    assert r.min() >= 0.95, r  # measured 0.966-0.968
+    assert residual <= 0.01  # measured ~1e-4
+    assert report["gradient_db"] > 30 and report["gradient_db_after"] < 6
+
+
+def test_gradient_and_bcg_correction_recover_the_clean_eeg(scanner_raw):
+    kept, _, _ = _accuracy(scanner_raw, MRSettings(gradient="correct", bcg="keep"))
+    r, residual, report = _accuracy(scanner_raw, MRSettings(gradient="correct", bcg="correct"))
+    assert np.median(r) >= 0.85 and np.median(r) > np.median(kept) + 0.1, (r, kept)
+    assert report["bcg_index"] > 3 and report["bcg_index_after"] < 2
+    assert residual <= 0.01
+
+
+def test_the_correction_does_not_depend_on_the_blocks(scanner_raw, monkeypatch):
+    mr = MRSettings(gradient="correct", bcg="correct")
+    with open_recording(scanner_raw / EEG, "brainvision") as rec:
+        picks, on = rec.ch_names[:-1], rec.markers["Response/R128"]
+        st = Stages.build(rec, picks, Ingestion(500, (1, 61), 4, mr), SCANNER.tr, on)
+        n = -(-rec.n_samples // 4)
+        whole = st.read(picks, 0, n)
+        pieces = np.concatenate([st.read(picks, a, min(a + 777, n)) for a in range(0, n, 777)],
+                                axis=1)
+    np.testing.assert_allclose(pieces, whole, rtol=0, atol=1e-12)
+
+
+def test_bcg_correction_without_an_ecg_channel_names_the_key(scanner_raw, tmp_path):
+    cfg = _cfg(gradient="correct", bcg="correct", ecg_channel="EKG2")
+    with pytest.raises(InputError, match="BCG correction needs an ECG channel: none named EKG2; "
+                                         "set dataset_settings.sim.mr_artefacts.ecg_channel"):
+        preprocess_subject(get_dataset("sim", cfg), scanner_raw, "sub-01", tmp_path / "s",
+                           n_bins=30)
+
+
+def test_synthesis_replays_the_correction_and_needs_markers_for_it(scanner_raw, tmp_path):
+    from eeg2fmri.evaluation.predict import evaluate_fold
+    from eeg2fmri.evaluation.synthesize import synthesize
+    from eeg2fmri.training.folds import loso_fold
+    from eeg2fmri.training.trainer import train_fold
+
+    from .conftest import tiny_spec
+
+    cfg = _cfg(gradient="correct", bcg="correct")
+    ds = get_dataset("sim", cfg)
+    for s in ds.subjects:
+        preprocess_subject(ds, scanner_raw, s, tmp_path / "f" / s, n_bins=60)
+    assert SubjectFeatures.open(tmp_path / "f" / "sub-01").meta["ingestion"]["mr"][
+        "gradient"] == "correct"
+    out = tmp_path / "m"
+    train_fold({**tiny_spec("band_ridge"), "params": {}}, loso_fold(ds.subjects, "sub-01"),
+               tmp_path / "f", out, progress=False)
+    evaluate_fold(out / "model.pt", [tmp_path / "f" / "sub-01"], out / "metrics.json",
+                  out / "pred.nii.gz", device="cpu")
+    side = synthesize(out / "model.pt", scanner_raw / EEG, tmp_path / "s.nii.gz", device="cpu",
+                      progress=False)
+    import nibabel as nib
+
+    np.testing.assert_allclose(np.asarray(nib.load(tmp_path / "s.nii.gz").dataobj),
+                               np.asarray(nib.load(out / "pred.nii.gz").dataobj), atol=1e-5)
+    assert side["mr_artefacts"]["gradient"] == "correct"
+    assert side["mr_artefacts"]["bcg"] == "correct"
+    with pytest.raises(InputError, match="gradient artefact .* and no volume markers to correct"):
+        synthesize(out / "model.pt", scanner_raw / EEG, tmp_path / "t.nii.gz", marker="none",
+                   device="cpu", progress=False)
+    assert json.loads((tmp_path / "s.json").read_text())["mr_artefacts"]["gradient_db"] > 20
+
+
+@pytest.mark.parametrize("gradient", ["correct", "keep"])
+def test_cnepfl_runs_both_ways(tmp_path, gradient, capsys):
+    """The CN-EPFL miniature (raw 5 kHz layout, alignment start): corrected by default, kept
+    (the references' way) when told, and each says so."""
+    from .miniatures import build_cnepfl
+
+    build_cnepfl(tmp_path)
+    root = tmp_path / "s3" / "ds002158"
+    cfg = ({"dataset_settings": {"cnepfl": {"mr_artefacts": {"gradient": "keep"}}}}
+           if gradient == "keep" else {})
+    meta = preprocess_subject(get_dataset("cnepfl", cfg, root), root, "sub-21",
+                              tmp_path / "out", n_bins=40)
+    assert meta["runs"][0]["mr_artefacts"]["gradient"] == gradient
+    assert ("corrected (AAS)" if gradient == "correct" else "KEPT") in capsys.readouterr().err
+
+
+def test_blocks_are_bounded(monkeypatch):
+    assert ingest.BLOCK_SAMPLES <= 1 << 22
