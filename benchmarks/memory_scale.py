@@ -60,9 +60,9 @@ def write_store(root: Path, n_subjects: int) -> None:
 def child(store: Path, n_subjects: int, steps: int, width: int, batch: int) -> dict:
     import torch
 
-    from eeg2fmri.pairs import EEGNorm, PairDataset
     from eeg2fmri.models import build_model
     from eeg2fmri.models.losses import ssim_mse_loss
+    from eeg2fmri.pairs import EEGNorm, PairDataset
     from eeg2fmri.training.trainer import open_subjects
 
     torch.set_num_threads(2)

@@ -164,6 +164,12 @@ def cmd_aggregate(a: argparse.Namespace) -> None:
     print(table)
 
 
+def cmd_env(a: argparse.Namespace) -> None:
+    from eeg2fmri.environment import summary
+
+    print(summary())
+
+
 def cmd_params(a: argparse.Namespace) -> None:
     from eeg2fmri.models import build_model, count_parameters
 
@@ -278,6 +284,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--expect-specs", type=_json,
                    help="JSON {model: training spec} the metrics must have been made with")
     s.set_defaults(func=cmd_aggregate)
+
+    s = sub.add_parser("env", help="what this machine gives a run: versions, the device, "
+                                   "mamba-ssm's kernel or the fallback, free GPU memory")
+    s.set_defaults(func=cmd_env)
 
     s = sub.add_parser("params", help="count a model's parameters")
     s.add_argument("--arch", required=True)

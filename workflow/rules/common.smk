@@ -158,7 +158,7 @@ def synthesis_inputs(wildcards):
     eeg = Path(job["eeg"])
     fmt = job.get("format") or format_by_extension(eeg)
     files = [eeg]
-    if fmt in FORMATS and eeg.exists():
+    if fmt in FORMATS:
         try:
             files += reader(fmt).companions(eeg)
         except InputError as e:

@@ -37,7 +37,8 @@ class Reader:
         self.name = name
 
     def companions(self, path: Path) -> list[Path]:
-        """The files besides `path` that hold the recording (data, markers)."""
+        """The files besides `path` that hold the recording (data, markers); for a path not
+        written yet, the ones it will have by convention."""
         return []
 
     def check(self, path: Path) -> None:

@@ -22,6 +22,8 @@ BYTES = {"INT_16": 2, "UINT_16": 2, "INT_32": 4, "IEEE_FLOAT_32": 4}
 
 class Reader(base.Reader):
     def companions(self, path: Path) -> list[Path]:
+        if not path.is_file():  # not written yet (a workflow output): the usual names
+            return [path.with_suffix(".eeg"), path.with_suffix(".vmrk")]
         common = common_infos(path)
         return [companion(path, common, key, exts)[0] for key, exts in COMPANIONS]
 

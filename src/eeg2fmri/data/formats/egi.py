@@ -18,7 +18,7 @@ class Reader(base.Reader):
     is_folder = True
 
     def companions(self, path: Path) -> list[Path]:
-        return sorted(p for p in path.iterdir() if p.is_file())
+        return sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else []
 
     def check(self, path: Path) -> None:
         for needed in ("info.xml", "signal1.bin"):
