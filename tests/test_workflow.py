@@ -171,7 +171,7 @@ def test_tiny_end_to_end_run_produces_the_table(tmp_path):
     assert "Nothing to be done" in again.stdout + again.stderr
     # a replaced marker file of a synthesized recording reruns its synthesis
     vmrk = tmp_path / eeg.replace(".vhdr", ".vmrk")
-    os.utime(vmrk, (vmrk.stat().st_mtime + 10,) * 2)
+    os.utime(vmrk, (synth.stat().st_mtime + 10,) * 2)  # newer than the synthesized volumes
     assert jobs(run(tmp_path, "-n", "--cores", "2", config=config).stdout) == {
         "synthesize": 1, "all": 1}
     # a second experiment (another seed and n_bins) sharing this one's data_root, in a fresh
