@@ -169,10 +169,20 @@ def test_tiny_end_to_end_run_produces_the_table(tmp_path):
     # nothing left to do, and a training-only edit reruns training but not preprocessing
     again = run(tmp_path, "-n", "--cores", "2", config=config)
     assert "Nothing to be done" in again.stdout + again.stderr
-    # a replaced marker file of a synthesized recording reruns its synthesis
-    vmrk = tmp_path / eeg.replace(".vhdr", ".vmrk")
-    os.utime(vmrk, (synth.stat().st_mtime + 10,) * 2)  # newer than the synthesized volumes
-    assert jobs(run(tmp_path, "-n", "--cores", "2", config=config).stdout) == {
+    # a user's recording (a file no rule makes): replacing its marker file reruns its synthesis
+    own = tmp_path / "own"
+    own.mkdir()
+    for f in (tmp_path / eeg).parent.glob("sub-02_task-rest_eeg.*"):
+        (own / f.name.replace("sub-02_task-rest_eeg", "rec")).write_bytes(f.read_bytes())
+    (own / "rec.vhdr").write_text((own / "rec.vhdr").read_text().replace(
+        "sub-02_task-rest_eeg.", "rec."))
+    mine = {**config, "synthesize": [*config["synthesize"], {
+        "eeg": "own/rec.vhdr", "model": "e2fnet", "fold": "sub-02", "name": "own"}]}
+    assert run(tmp_path, "--cores", "2", config=mine).returncode == 0
+    vmrk = own / "rec.vmrk"
+    made = (tmp_path / "results/sim/synthesized/own.nii.gz").stat().st_mtime
+    os.utime(vmrk, (made + 10,) * 2)  # replaced after the synthesis
+    assert jobs(run(tmp_path, "-n", "--cores", "2", config=mine).stdout) == {
         "synthesize": 1, "all": 1}
     # a second experiment (another seed and n_bins) sharing this one's data_root, in a fresh
     # working directory: its first job that reads the features refuses them in one line
