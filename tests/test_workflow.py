@@ -181,7 +181,8 @@ def test_tiny_end_to_end_run_produces_the_table(tmp_path):
     assert run(tmp_path, "--cores", "2", config=mine).returncode == 0
     vmrk = own / "rec.vmrk"
     made = (tmp_path / "results/sim/synthesized/own.nii.gz").stat().st_mtime
-    os.utime(vmrk, (made + 10,) * 2)  # replaced after the synthesis
+    vmrk.write_text(vmrk.read_text() + "; replaced\n")  # another file (Snakemake compares
+    os.utime(vmrk, (made + 10,) * 2)  # the contents of small inputs, not only their times)
     assert jobs(run(tmp_path, "-n", "--cores", "2", config=mine).stdout) == {
         "synthesize": 1, "all": 1}
     # a second experiment (another seed and n_bins) sharing this one's data_root, in a fresh
