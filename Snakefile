@@ -1,6 +1,7 @@
 # eeg2fmri: EEG-to-fMRI synthesis experiments, from raw recordings to tables and figures.
 #   snakemake --cores all                                  the default experiment (config.yaml)
 #   snakemake results/sim/e2fnet/fold-sub-03/metrics.json  one fold of one model
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -41,6 +42,14 @@ onstart:
         raise WorkflowError(f"results_root '{RESULTS}' cannot be written ({why}): set "
                             "results_root in config.yaml (or --config results_root=...) to a "
                             "folder you can write")
+
+
+onerror:
+    # the failing jobs' own one-line errors on the terminal (Snakemake points at the log files)
+    from eeg2fmri.joblogs import report
+
+    if text := report(log):
+        print(f"\n{text}", file=sys.stderr, flush=True)
 
 
 onsuccess:

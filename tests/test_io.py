@@ -161,3 +161,20 @@ def test_a_really_full_disk_is_one_line_and_leaves_no_temp_file(tmp_path):
                   r"(No space left on device|short write, the disk may be full \(.*\)); "
                   r"0\.0 GB free there", e) for e in errors), errors
     assert r.stdout.split("left:")[1].split() == []
+
+
+def test_the_failing_jobs_error_lines_are_found_in_snakemakes_log(tmp_path):
+    from eeg2fmri.joblogs import failed_job_logs, report
+
+    job = tmp_path / "train.log"
+    job.write_text("loading\neeg2fmri train: error: x/meta.json: made with other settings\n")
+    text = (f"Building DAG\n[Sun]\nError in rule train:\n    message: None\n    jobid: 3\n"
+            f"    log: {job} (check log file(s) for error details)\n    shell:\n        x\n"
+            f"Error in rule evaluate:\n    jobid: 4\n    log: {tmp_path / 'gone.log'} (check "
+            "log file(s) for error details)\nShutting down\n")
+    snake = tmp_path / "snakemake.log"
+    snake.write_text(text)
+    assert [r for r, _ in failed_job_logs(text)] == ["train", "evaluate"]
+    out = report(snake)
+    assert "rule train failed" in out and "eeg2fmri train: error: x/meta.json" in out
+    assert "no log at" in out

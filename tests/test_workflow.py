@@ -198,6 +198,8 @@ def test_tiny_end_to_end_run_produces_the_table(tmp_path):
     log = (other / "results/logs/sim/train/mean_volume/fold-sub-01.log").read_text()
     assert "features.n_bins 40 (made with) vs 30 (this run's config)" in log
     assert "simulation.seed 1 (made with) vs 2" in log and "data_root" in log
+    # and the terminal shows the job's own error line, not only "check log file(s)"
+    assert "rule train failed" in r.stderr and "features.n_bins 40 (made with)" in r.stderr
     edited = {**config, "model_settings": {"e2fnet": {"arch": "e2fnet", "width": 16}}}
     r = run(tmp_path, "-n", "--cores", "2", config=edited)
     counts = jobs(r.stdout)
