@@ -32,7 +32,8 @@ def fold_results(tiny_features, tmp_path_factory):
         out = root / arch / fold.name
         train_fold(arch_spec(arch), fold, tiny_features, out, progress=False)
         evaluate_fold(out / "model.pt", [tiny_features / "sub-02"], out / "metrics.json",
-                      out / "predictions.nii.gz", device="cpu")
+                      out / "predictions.nii.gz", device="cpu",
+                      maps_path=out / "voxel_corr.nii.gz")
         paths.append(out / "metrics.json")
     return paths
 
@@ -110,3 +111,28 @@ def test_the_time_courses_show_each_models_correlation_at_the_most_variable_voxe
     assert labels == [f"r = {r:.2f}", "r = 0.00"]  # the baseline: a flat line, r = 0
     flat = fig.axes[1].get_lines()[1].get_ydata()
     assert np.ptp(flat) == 0
+
+
+def test_voxel_corr_maps_average_the_folds_on_the_datasets_grid(fold_results, tiny_features,
+                                                                 tmp_path):
+    import json
+
+    import nibabel as nib
+
+    from eeg2fmri.reporting.maps import voxel_maps
+
+    written = {p.name for p in voxel_maps(fold_results, tiny_features, tmp_path)}
+    assert written == {"voxel_corr_e2fnet.nii.gz", "voxel_corr_mean_volume.nii.gz",
+                       "voxel_corr_ceiling.nii.gz"}
+    meta = json.loads((tiny_features / "sub-02" / "meta.json").read_text())
+    ceiling = nib.load(tmp_path / "voxel_corr_ceiling.nii.gz")
+    assert ceiling.shape == (TINY.grid[0], TINY.grid[1], TINY.grid[2])
+    np.testing.assert_allclose(ceiling.affine, meta["affine"])
+    c = np.asarray(ceiling.dataobj)
+    flat = np.asarray(nib.load(tmp_path / "voxel_corr_mean_volume.nii.gz").dataobj)
+    assert np.nanmean(c) > 0.5 and np.nanmax(np.abs(flat)) == 0  # the baseline does not vary
+    # the metric is the map's brain mean (flat-truth voxels count as 0 there)
+    m = json.loads(fold_results[0].read_text())["mean"]["voxel_corr"]
+    model = np.asarray(nib.load(fold_results[0].with_name("voxel_corr.nii.gz")).dataobj)[..., 0]
+    assert abs(np.nanmean(model) - m) < 0.05
+    assert (tmp_path / "voxel_corr_maps.png").stat().st_size > 5000

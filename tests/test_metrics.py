@@ -102,3 +102,12 @@ def test_an_undefined_fold_is_reported_never_averaged_away():
     assert "undefined in 1 of 2 folds" in md and "0.850 ± 0.071" in md
     one = markdown_summary(summary_table(df.iloc[:1]))
     assert "0.900 (1 fold)" in one
+
+
+def test_ssim3d_is_torchmetrics_volumetric_ssim_with_a_separable_kernel():
+    from torchmetrics.functional.image import structural_similarity_index_measure as tm
+
+    pred, truth = _pair(3, shape=(4, 12, 20, 24))
+    p, t = torch.from_numpy(pred), torch.from_numpy(truth)
+    ref = tm(p.unsqueeze(1), t.unsqueeze(1), data_range=1.0, reduction="none")
+    np.testing.assert_allclose(metrics.ssim3d(p, t).numpy(), ref.numpy(), atol=1e-6)

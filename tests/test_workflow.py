@@ -157,8 +157,11 @@ def test_tiny_end_to_end_run_produces_the_table(tmp_path):
     table = (summary / "summary.md").read_text()
     for name in ("e2fnet", "band_ridge", "mean_volume", "shuffled_eeg", "ceiling"):
         assert name in table
-    for fig in ("montage.png", "timecourse.png", "metrics.png", "curves.png"):
+    for fig in ("montage.png", "timecourse.png", "metrics.png", "curves.png",
+                "voxel_corr_maps.png"):
         assert (summary / fig).stat().st_size > 1000
+    assert (summary / "voxel_corr_e2fnet.nii.gz").is_file()
+    assert (summary / "voxel_corr_ceiling.nii.gz").is_file()
     assert (tmp_path / "results/sim/e2fnet/fold-sub-01/predictions.nii.gz").is_file()
     synth = tmp_path / "results/sim/synthesized/rec02.nii.gz"
     pred = tmp_path / "results/sim/e2fnet/fold-sub-02/predictions.nii.gz"

@@ -140,7 +140,8 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
 
     _prepare_device(a.device, a.threads)
     r = evaluate_fold(a.model, list(a.test_features), a.metrics, a.predictions, device=a.device,
-                      features_settings=a.expect_features, spec=a.expect_spec)
+                      features_settings=a.expect_features, spec=a.expect_spec,
+                      maps_path=a.maps)
     print(f"{r['model']} {r['fold']}: " + ", ".join(f"{k} {v:.4f}" for k, v in r["mean"].items()))
 
 
@@ -161,6 +162,10 @@ def cmd_aggregate(a: argparse.Namespace) -> None:
 
     table = aggregate(a.metrics, a.out, a.expect_specs)
     make_figures(a.metrics, a.features, a.out)
+    if a.maps:
+        from eeg2fmri.reporting.maps import voxel_maps
+
+        voxel_maps(a.metrics, a.features, a.out)
     print(table)
 
 
@@ -251,6 +256,8 @@ def parser() -> argparse.ArgumentParser:
                    help="features dir of each test subject of the fold")
     s.add_argument("--metrics", type=Path, required=True)
     s.add_argument("--predictions", type=Path, required=True)
+    s.add_argument("--maps", type=Path, help="voxel corr. map NIfTI to write (and the ceiling's, "
+                                             "as a second volume, on simulated data)")
     s.add_argument("--expect-features", type=_json, help=EXPECT_FEATURES)
     s.add_argument("--expect-spec", type=_json,
                    help="JSON training spec the model must have been trained with")
@@ -283,6 +290,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--expect-specs", type=_json,
                    help="JSON {model: training spec} the metrics must have been made with")
+    s.add_argument("--maps", action="store_true",
+                   help="average each model's voxel corr. maps (voxel_corr.nii.gz beside each "
+                        "metrics.json) over folds: NIfTI and a slice figure")
     s.set_defaults(func=cmd_aggregate)
 
     s = sub.add_parser("env", help="what this machine gives a run: versions, the device, "

@@ -180,3 +180,7 @@ def synthesis_outputs():
 def fold_metrics(wildcards):
     return expand(f"{RESULTS}/{wildcards.dataset}/{{model}}/{{fold}}/metrics.json",
                   model=config["models"], fold=fold_names(wildcards.dataset))
+
+
+def fold_maps(wildcards):
+    return [str(Path(m).with_name("voxel_corr.nii.gz")) for m in fold_metrics(wildcards)]

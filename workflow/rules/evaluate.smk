@@ -8,6 +8,7 @@ rule evaluate:
     output:
         metrics=f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/metrics.json",
         predictions=f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/predictions.nii.gz",
+        maps=f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/voxel_corr.nii.gz",
     params:
         code=code("evaluate"),
         test_dirs=lambda w: " ".join(f"{FEATURES}/{w.dataset}/{s}" for s in fold_of(w).tests),
@@ -27,6 +28,6 @@ rule evaluate:
         ENV
     shell:
         "eeg2fmri evaluate --model {input.model} --test-features {params.test_dirs}"
-        " --metrics {output.metrics} --predictions {output.predictions}"
+        " --metrics {output.metrics} --predictions {output.predictions} --maps {output.maps}"
         " --expect-features {params.expect:q} --expect-spec {params.spec:q}"
         " --device {params.device} --threads {threads} > {log} 2>&1"

@@ -6,6 +6,7 @@
 rule aggregate:
     input:
         metrics=fold_metrics,
+        maps=fold_maps,
     output:
         table=report(f"{RESULTS}/{{dataset}}/summary/summary.md",
                      caption="../report/summary.rst", category="{dataset}", labels={"figure": "table"}),
@@ -22,6 +23,9 @@ rule aggregate:
         curves=report(f"{RESULTS}/{{dataset}}/summary/curves.png",
                       caption="../report/curves.rst", category="{dataset}", labels={"figure": "curves"}),
         tasks=f"{RESULTS}/{{dataset}}/summary/tasks.csv",
+        maps=report(f"{RESULTS}/{{dataset}}/summary/voxel_corr_maps.png",
+                    caption="../report/voxel_corr.rst", category="{dataset}",
+                    labels={"figure": "voxel corr. maps"}),
         # with a sequence model: each task's time courses beside linear interpolation
         **({"task_figure": report(f"{RESULTS}/{{dataset}}/summary/tasks.png",
                                   caption="../report/tasks.rst", category="{dataset}",
@@ -36,4 +40,4 @@ rule aggregate:
         ENV
     shell:
         "eeg2fmri aggregate --metrics {input.metrics} --features {params.features}"
-        " --out $(dirname {output.table}) --expect-specs {params.specs:q} > {log} 2>&1"
+        " --out $(dirname {output.table}) --expect-specs {params.specs:q} --maps > {log} 2>&1"

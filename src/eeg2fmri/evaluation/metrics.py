@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F  # noqa: N812
 from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
 
 PER_VOLUME = ("ssim", "ssim3d", "psnr", "rmse")
@@ -22,7 +23,24 @@ def ssim2d(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def ssim3d(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return tm_ssim(pred.unsqueeze(1), target.unsqueeze(1), data_range=1.0, reduction="none")
+    """torchmetrics' volumetric SSIM (Gaussian 11^3, sigma 1.5, reflection padding, data range
+    1) with its kernel applied as the three 1-D Gaussians it is the product of: three passes of
+    11 taps instead of one of 1331 (equal to torchmetrics to float rounding, tested)."""
+    pad = 5
+    x = torch.cat([pred, target, pred * pred, target * target, pred * target]).unsqueeze(1)
+    x = F.pad(x, (pad,) * 6, mode="reflect")
+    g = torch.exp(-0.5 * (torch.arange(-pad, pad + 1, dtype=x.dtype, device=x.device) / 1.5) ** 2)
+    g = g / g.sum()
+    for shape in ((1, 1, 11, 1, 1), (1, 1, 1, 11, 1), (1, 1, 1, 1, 11)):
+        x = F.conv3d(x, g.reshape(shape))
+    mu_p, mu_t, pp, tt, pt = x[:, 0].split(len(pred))
+    c1, c2 = 0.01**2, 0.03**2
+    var_p = torch.clamp(pp - mu_p**2, min=0.0)
+    var_t = torch.clamp(tt - mu_t**2, min=0.0)
+    cov = pt - mu_p * mu_t
+    ssim = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / (
+        (mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))
+    return ssim.reshape(len(pred), -1).mean(-1)
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -46,6 +64,28 @@ def voxel_corr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
     denom = np.sqrt((p**2).sum(0) * (t**2).sum(0))
     r = np.divide((p * t).sum(0), denom, out=np.zeros(p.shape[1]), where=denom > 1e-12)
     return float(r.mean())
+
+
+def voxel_corr_map(pred: np.ndarray, target: np.ndarray, mask: np.ndarray,
+                   groups: np.ndarray | None = None) -> np.ndarray:
+    """Each brain voxel's correlation of predicted and true time courses within each group
+    (run), averaged over groups, [D, H, W]; a prediction that does not vary scores 0, NaN
+    outside the mask and where the truth does not vary."""
+    groups = np.zeros(len(pred)) if groups is None else groups
+    maps = []
+    for g in np.unique(groups):
+        p = pred[groups == g][:, mask].astype(np.float64)
+        t = target[groups == g][:, mask].astype(np.float64)
+        p -= p.mean(0)
+        t -= t.mean(0)
+        denom = np.sqrt((p**2).sum(0) * (t**2).sum(0))
+        r = np.divide((p * t).sum(0), denom, out=np.zeros(p.shape[1]), where=denom > 1e-12)
+        r[(t**2).sum(0) <= 1e-18] = np.nan  # a constant prediction scores 0, a flat truth NaN
+        maps.append(r)
+    out = np.full(mask.shape, np.nan)
+    with np.errstate(all="ignore"):
+        out[mask] = np.nanmean(np.array(maps), axis=0) if len(maps) > 1 else maps[0]
+    return out
 
 
 def compute(pred: np.ndarray, target: np.ndarray, mask: np.ndarray, batch: int = 64,

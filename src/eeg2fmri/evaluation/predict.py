@@ -33,7 +33,8 @@ def predict(model: torch.nn.Module, data: PairDataset, device: torch.device,
 
 def evaluate_fold(model_path: Path, test_dirs: list[Path], metrics_path: Path, pred_path: Path,
                   *, device: str = "auto", features_settings: dict[str, Any] | None = None,
-                  spec: dict[str, Any] | None = None) -> dict[str, Any]:
+                  spec: dict[str, Any] | None = None, maps_path: Path | None = None
+                  ) -> dict[str, Any]:
     """Predict every pair of the fold's test subject(s); predictions are concatenated in time.
     The record must have been trained with `spec` and the stores made with `features_settings`
     (this run's config) where given, and the stores with the settings the model was trained on."""
@@ -86,6 +87,11 @@ def evaluate_fold(model_path: Path, test_dirs: list[Path], metrics_path: Path, p
     test = tests[0]
     tr = float(test.meta["tr"])
     save_nifti(pred_path, from_volumes(pred), np.asarray(test.meta["affine"]), tr)
+    if maps_path is not None:  # voxel corr. map; on simulated data the ceiling's second
+        maps = [metrics.voxel_corr_map(pred, targets, mask, data.run)]
+        if all(t.clean is not None for t in tests):
+            maps.append(metrics.voxel_corr_map(data.targets("clean"), targets, mask, data.run))
+        save_nifti(maps_path, from_volumes(np.array(maps)), np.asarray(test.meta["affine"]))
     result.update({
         "model": record["spec"]["name"], "arch": record["arch"], "fold": record["fold"]["name"],
         "test_subject": "+".join(t.subject for t in tests),

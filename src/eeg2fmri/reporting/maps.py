@@ -1,0 +1,88 @@
+"""Voxel-wise maps: each model's voxel corr. map (correlation of predicted and measured time
+courses within runs, `evaluation.metrics.voxel_corr_map`) averaged over folds, as NIfTI on the
+dataset's grid and affine, and a slice figure drawn with nilearn over the dataset's mean volume;
+on simulated data the ceiling's map (noise-free vs measured BOLD) beside them."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+
+from eeg2fmri.io import atomic_path, save_nifti  # noqa: E402
+from eeg2fmri.preprocess.fmri import from_volumes  # noqa: E402
+
+CEILING = "ceiling (noise-free truth)"
+
+
+def fold_maps(metric_paths: list[Path]) -> dict[str, list[np.ndarray]]:
+    """model -> its folds' maps [X, Y, Z] (the ceiling's under CEILING), and the affine."""
+    maps: dict[str, list[np.ndarray]] = {}
+    for p in metric_paths:
+        model = json.loads(Path(p).read_text())["model"]
+        img = nib.load(Path(p).with_name("voxel_corr.nii.gz"))
+        data = np.asarray(img.dataobj, dtype=np.float64)
+        data = data if data.ndim == 4 else data[..., None]
+        maps.setdefault(model, []).append(data[..., 0])
+        if data.shape[-1] > 1:
+            maps.setdefault(CEILING, []).append(data[..., 1])
+        maps.setdefault("__affine__", [img.affine])
+    return maps
+
+
+def voxel_maps(metric_paths: list[Path], features: Path, out_dir: Path) -> list[Path]:
+    """Write `voxel_corr_<model>.nii.gz` (mean over folds) and `voxel_corr_maps.png`."""
+    maps = fold_maps([Path(p) for p in metric_paths])
+    affine = maps.pop("__affine__")[0]
+    means, written = {}, []
+    for model, folds in maps.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # voxels NaN in every fold
+            means[model] = np.nanmean(np.array(folds), axis=0)
+        name = "ceiling" if model == CEILING else model
+        path = out_dir / f"voxel_corr_{name}.nii.gz"
+        save_nifti(path, means[model], affine)
+        written.append(path)
+    order = ([CEILING] if CEILING in means else []) + [m for m in means if m != CEILING]
+    _figure({m: means[m] for m in order}, affine, _background(metric_paths, features),
+            out_dir / "voxel_corr_maps.png")
+    return written
+
+
+def _background(metric_paths: list[Path], features: Path) -> nib.Nifti1Image:
+    """The first fold's test subject's mean volume, on the dataset's grid."""
+    subject = json.loads(Path(metric_paths[0]).read_text())["test_subjects"][0]
+    bold = np.load(features / subject / "bold.npy", mmap_mode="r")
+    meta = json.loads((features / subject / "meta.json").read_text())
+    mean = from_volumes(np.asarray(bold, dtype=np.float32).mean(0, keepdims=True))[..., 0]
+    return nib.Nifti1Image(mean, np.asarray(meta["affine"]))
+
+
+def _figure(means: dict[str, np.ndarray], affine: np.ndarray, background: nib.Nifti1Image,
+            path: Path) -> None:
+    from nilearn import plotting
+
+    fig, axes = plt.subplots(len(means), 1, figsize=(7.5, 1.9 * len(means)), squeeze=False)
+    for ax, (model, data) in zip(axes[:, 0], means.items(), strict=True):
+        img = nib.Nifti1Image(np.nan_to_num(data).astype(np.float32), affine)
+        inside = np.isfinite(data)
+        value = float(np.nanmean(data[inside])) if inside.any() else float("nan")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "empty mask": a map of zeros
+            plotting.plot_stat_map(img, bg_img=background, display_mode="z", cut_coords=3,
+                                   axes=ax, vmax=1.0, colorbar=True, annotate=False,
+                                   draw_cross=False, black_bg=False, cmap="RdBu_r",
+                                   symmetric_cbar=True,
+                                   title=f"{model} (brain mean {value:.2f})")
+    fig.suptitle("voxel corr.: predicted vs measured time course per voxel, mean over folds",
+                 fontsize=9)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
