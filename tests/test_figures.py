@@ -136,3 +136,20 @@ def test_voxel_corr_maps_average_the_folds_on_the_datasets_grid(fold_results, ti
     model = np.asarray(nib.load(fold_results[0].with_name("voxel_corr.nii.gz")).dataobj)[..., 0]
     assert abs(np.nanmean(model) - m) < 0.05
     assert (tmp_path / "voxel_corr_maps.png").stat().st_size > 5000
+
+
+def test_roi_time_series_per_region_beside_the_ceiling(fold_results, tmp_path):
+    from eeg2fmri.reporting.aggregate import markdown_rois, roi_table
+    from eeg2fmri.reporting.figures import roi_figure
+
+    table = roi_table(fold_results)
+    rois = list(dict.fromkeys(table["roi"]))
+    assert rois[-1] == "background" and rois[0].startswith("alpha source")
+    ceiling = table[table["model"] == "ceiling (noise-free truth)"].set_index("roi")["r_mean"]
+    assert ceiling[rois[0]] > 0.8  # the source's own region follows its drive
+    flat = table[table["model"] == "mean_volume"]["r_mean"]
+    assert (flat == 0).all()  # a constant prediction scores 0
+    md = markdown_rois(table)
+    assert "alpha source" in md and "(1 fold)" in md
+    roi_figure(fold_results, tmp_path / "roi.png")
+    assert (tmp_path / "roi.png").stat().st_size > 5000

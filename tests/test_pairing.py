@@ -167,3 +167,43 @@ def test_inspect_reports_each_runs_amplitude_and_names_one_far_off(own):
                                                                       rel=0.5)
     [far] = [str(p) for p in problems]
     assert "sub-02_task-rest_eeg.vhdr: EEG amplitude" in far and "unit mismatch" in far
+
+
+def test_a_roi_image_on_another_grid_is_resampled_and_one_elsewhere_refused(own, tmp_path,
+                                                                            capsys):
+    import nibabel as nib
+    import numpy as np
+
+    truth = own.parent / "truth-rois.nii.gz"
+    img = _tiny_rois()
+    half = nib.Nifti1Image(np.asarray(img.dataobj)[::2, ::2, ::2],
+                           img.affine @ np.diag([2.0, 2.0, 2.0, 1.0]))
+    nib.save(half, truth)
+    meta = preprocess_subject(get_dataset("mine", _cfg(own, rois={"image": str(truth)})), own,
+                              "sub-01", tmp_path / "a", n_bins=30)
+    assert meta["rois"] == ["region 1", "region 2", "region 3", "region 4"]
+    assert "resampled (nearest)" in capsys.readouterr().err
+    away = nib.Nifti1Image(np.asarray(img.dataobj), img.affine @ _shift(10_000.0))
+    nib.save(away, truth)
+    with pytest.raises(InputError, match="no region of dataset_settings.mine.rois.image lies on"):
+        preprocess_subject(get_dataset("mine", _cfg(own, rois={"image": str(truth)})), own,
+                           "sub-01", tmp_path / "b", n_bins=30)
+
+
+def _tiny_rois():
+    import nibabel as nib
+
+    from eeg2fmri.data.simulate import affine, roi_atlas
+
+    from .conftest import TINY
+
+    labels, _ = roi_atlas(TINY)
+    return nib.Nifti1Image(labels, affine(TINY))
+
+
+def _shift(mm: float):
+    import numpy as np
+
+    m = np.eye(4)
+    m[:3, 3] = mm
+    return m

@@ -5,6 +5,8 @@
     bold.npy   [T, Z, X, Y] float32, each volume min-max scaled to [0, 1]
     mask.npy   [Z, X, Y] bool brain mask (ground truth when simulated, else from the mean volume)
     clean.npy  [T, Z, X, Y] noise-free BOLD, same scaling (simulated data only)
+    rois.npy   [Z, X, Y] int16 region labels (0: none; names in meta.json "rois"), where the
+               dataset declares regions of interest (the simulated one always)
     meta.json  shapes, sampling, alignment, runs and their [start, stop) segments, affine
 
 Runs of a subject are concatenated; contexts never cross a run boundary.
@@ -28,7 +30,7 @@ from eeg2fmri.made_with import refuse_if_differs
 # Every subject's store holds these (the workflow declares them as outputs); simulated data also
 # `clean.npy`.
 STORE_FILES = ("eeg.npy", "raw.npy", "bold.npy", "mask.npy", "meta.json")
-OPTIONAL_FILES = ("clean.npy",)
+OPTIONAL_FILES = ("clean.npy", "rois.npy")
 
 
 @dataclass
@@ -43,6 +45,7 @@ class SubjectFeatures:
     raw: np.ndarray
     clean: np.ndarray | None = None
     directory: Path | None = None
+    rois: np.ndarray | None = None  # [Z, X, Y] region labels (0: none), meta["rois"] names
 
     def release(self) -> None:
         """Unmap the pages read so far (see `release_pages`)."""
@@ -66,8 +69,9 @@ class SubjectFeatures:
         except (ValueError, OSError) as e:
             raise InputError(d / "meta.json", f"not readable JSON ({e}); rerun preprocess") from e
         clean = _load(d / "clean.npy", "r") if (d / "clean.npy").is_file() else None
+        rois = _load(d / "rois.npy", None) if (d / "rois.npy").is_file() else None
         subj = cls(subject or d.name, _load(d / "eeg.npy", "r"), _load(d / "bold.npy", "r"),
-                   _load(d / "mask.npy", None), meta, _load(d / "raw.npy", "r"), clean, d)
+                   _load(d / "mask.npy", None), meta, _load(d / "raw.npy", "r"), clean, d, rois)
         subj._check_shapes()
         return subj
 

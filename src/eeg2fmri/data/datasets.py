@@ -81,6 +81,7 @@ class DatasetSpec:
     grid: tuple[int, int, int] | None = None  # reduce volumes to (X, Y, Z) by 3-D DCT
     coverage: str = "whole brain"
     mr_artefacts: Mapping[str, Any] = field(default_factory=dict)  # gradient, bcg: detect|...
+    rois: Mapping[str, Any] = field(default_factory=dict)  # image (labels), labels (index\tname)
     splits: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # fixed test splits
     source: Source | None = None
     from_participants: bool = False  # subjects: those of the dataset's participants.tsv
@@ -104,6 +105,20 @@ class DatasetSpec:
             return fmt
         raise InputError(path, f"unknown EEG file type; set {self.key('eeg_format')} "
                                f"(one of {', '.join(FORMATS)})")
+
+    def roi_files(self, root: str | Path) -> tuple[Path, Path | None] | None:
+        """The regions of interest: a label image (or 4-D maps) and its index/name table, the
+        simulated dataset's own (its sources' footprints and a background), or None."""
+        root = Path(root)
+        if self.simulated:
+            d = root / "derivatives" / "truth"
+            return d / "rois_dseg.nii.gz", d / "rois_dseg.tsv"
+        if not self.rois:
+            return None
+        image, table = Path(self.rois["image"]), self.rois.get("labels")
+        return (image if image.is_absolute() else root / image,
+                None if table is None else (Path(table) if Path(table).is_absolute()
+                                            else root / table))
 
     def mr_settings(self) -> dict[str, Any]:
         """The MR artefact settings (preprocess.mr_artefacts.MRSettings' fields)."""

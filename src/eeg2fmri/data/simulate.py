@@ -127,6 +127,15 @@ def footprints(cfg: SimConfig, mask: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
+def roi_atlas(cfg: SimConfig) -> tuple[np.ndarray, list[str]]:
+    """Regions of interest on the template grid: each source's footprint (where it is above
+    half its peak and the strongest) and the rest as background; labels 1..K+1 and names."""
+    fp = footprints(cfg, np.ones(cfg.grid, dtype=bool))
+    labels = np.where(fp.max(0) > 0.5, fp.argmax(0) + 1, len(fp) + 1).astype(np.float32)
+    names = [f"{name} source ({electrode})" for name, _, electrode in _sources(cfg)[2]]
+    return labels, [*names, "background"]
+
+
 def simulate_subject(cfg: SimConfig, index: int) -> dict[str, np.ndarray | float | int]:
     """Generate one subject's EEG (V, [C, S]), BOLD (noisy and noise-free, [X, Y, Z, T])."""
     rng = np.random.default_rng([cfg.seed, index])
@@ -225,6 +234,10 @@ def write_dataset(cfg: SimConfig, root: str | Path) -> list[str]:
                      None)
         save_npz(truth / f"{base}_desc-sources.npz", drives=sim["drives"],
                  powers=sim["powers"], env_fs=sim["env_fs"], onsets=sim["onsets"])
+    labels, names = roi_atlas(cfg)
+    save_nifti(root / "derivatives" / "truth" / "rois_dseg.nii.gz", labels, aff, None)
+    write_text(root / "derivatives" / "truth" / "rois_dseg.tsv",
+               "index\tname\n" + "".join(f"{i + 1}\t{n}\n" for i, n in enumerate(names)))
     write_text(root / "participants.tsv",
                "participant_id\n" + "".join(f"{s}\n" for s in subjects))
     write_json(root / "derivatives" / "truth" / "dataset_description.json",

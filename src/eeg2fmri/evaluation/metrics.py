@@ -88,6 +88,31 @@ def voxel_corr_map(pred: np.ndarray, target: np.ndarray, mask: np.ndarray,
     return out
 
 
+def roi_correlations(pred: np.ndarray, target: np.ndarray, labels: np.ndarray,
+                     mask: np.ndarray, names: list[str], groups: np.ndarray | None = None
+                     ) -> dict[str, float]:
+    """Per region: Pearson r of the predicted and measured ROI-mean time series (the mean over
+    the region's brain voxels) within each group (run), averaged over groups; a constant
+    prediction scores 0 (as in `voxel_corr`), NaN where the measured series does not vary."""
+    groups = np.zeros(len(pred)) if groups is None else groups
+    out = {}
+    for k, name in enumerate(names, start=1):
+        region = (labels == k) & mask
+        if not region.any():
+            out[name] = float("nan")
+            continue
+        rs = []
+        for g in np.unique(groups):
+            p = pred[groups == g][:, region].astype(np.float64).mean(1)
+            t = target[groups == g][:, region].astype(np.float64).mean(1)
+            p, t = p - p.mean(), t - t.mean()
+            denom = np.sqrt((p**2).sum() * (t**2).sum())
+            rs.append(float((p * t).sum() / denom) if denom > 1e-12 else
+                      0.0 if (t**2).sum() > 1e-18 else float("nan"))
+        out[name] = float(np.mean(rs))
+    return out
+
+
 def compute(pred: np.ndarray, target: np.ndarray, mask: np.ndarray, batch: int = 64,
             groups: np.ndarray | None = None,
             per_volume: tuple[str, ...] = PER_VOLUME) -> dict[str, object]:

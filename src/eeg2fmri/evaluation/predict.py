@@ -84,6 +84,14 @@ def evaluate_fold(model_path: Path, test_dirs: list[Path], metrics_path: Path, p
     if all(t.clean is not None for t in tests):  # the ceiling: noise-free truth vs noisy truth
         result["ceiling"] = metrics.compute(data.targets("clean"), targets, mask,
                                             groups=data.run)["mean"]
+    if all(t.rois is not None for t in tests):  # ROI-mean time series, per region
+        names, labels = tests[0].meta["rois"], tests[0].rois
+        # lists of [region, r]: the regions' order survives JSON's sorted keys
+        result["roi_r"] = list(metrics.roi_correlations(pred, targets, labels, mask, names,
+                                                        data.run).items())
+        if "ceiling" in result:
+            result["ceiling_roi_r"] = list(metrics.roi_correlations(
+                data.targets("clean"), targets, labels, mask, names, data.run).items())
     test = tests[0]
     tr = float(test.meta["tr"])
     save_nifti(pred_path, from_volumes(pred), np.asarray(test.meta["affine"]), tr)

@@ -20,6 +20,7 @@ from eeg2fmri.preprocess.fmri import dct_reduce, degenerate, minmax_per_volume, 
 from eeg2fmri.preprocess.ingest import Ingestion, Stages, open_recording, windows
 from eeg2fmri.preprocess.mr_artefacts import MRSettings, mr_summary
 from eeg2fmri.preprocess.pairing import RunPlan, consistency, plan_run, shared_files
+from eeg2fmri.preprocess.rois import roi_labels
 
 
 def subject_plans(ds: DatasetSpec, root: Path, subject: str, pairing: str = "markers"
@@ -120,6 +121,10 @@ def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path,
         mask = to_volumes(np.asarray(nib.load(truth["mask"]).dataobj) > 0.5)
     else:
         mask = vols.mean(0) > mask_threshold
+    rois = roi_labels(ds, root, tuple(vols.shape[1:][i] for i in (1, 2, 0)),
+                      runs[0]["affine"])
+    for note in rois[2] if rois else []:
+        print(f"{subject}: {note}", file=sys.stderr)
     clean = None
     if "clean" in truth:  # simulated: one run
         clean = read_bold(truth["clean"], expected_tr=first.tr)
@@ -141,6 +146,7 @@ def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path,
         "runs": [{"run": p.run, **r["info"]} for p, r in zip(plans, runs, strict=True)],
         "unpaired_files": unpaired, "affine": runs[0]["affine"].tolist(),
         "settings": plain_json(settings or {}),
+        "rois": rois[1] if rois else None,
     }
     # all files or none: a full disk or a kill leaves the previous store (or none), never a mix
     with atomic_dir(out_dir) as tmp:
@@ -150,5 +156,7 @@ def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path,
         save_npy(tmp / "raw.npy", raw)
         save_npy(tmp / "bold.npy", vols)
         save_npy(tmp / "mask.npy", mask)
+        if rois:
+            save_npy(tmp / "rois.npy", rois[0])
         write_json(tmp / "meta.json", meta)
     return meta

@@ -155,6 +155,37 @@ def markdown_tasks(summary: pd.DataFrame) -> str:
     return table.to_markdown(index=False)
 
 
+def roi_table(metric_paths: list[Path]) -> pd.DataFrame:
+    """Per model (the ceiling last) and region: Pearson r of the ROI-mean time series, mean and
+    std over folds (an undefined fold counted, never averaged away)."""
+    rows = []
+    for p in metric_paths:
+        m = json.loads(Path(p).read_text())
+        for model, key in ((m["model"], "roi_r"), (CEILING, "ceiling_roi_r")):
+            rows += [{"model": model, "fold": m["fold"], "roi": roi, "r": r}
+                     for roi, r in (m.get(key) or [])]
+    if not rows:
+        return pd.DataFrame(columns=["model", "roi", "folds", "r_mean", "r_std", "undefined"])
+    df = pd.DataFrame(rows).drop_duplicates(subset=["model", "fold", "roi"])
+    g = df.groupby(["model", "roi"], sort=False)["r"]
+    out = pd.DataFrame({"folds": g.size(), "r_mean": g.apply(lambda s: s.mean(skipna=False)),
+                        "r_std": g.apply(lambda s: s.std(ddof=1, skipna=False)),
+                        "undefined": g.apply(lambda s: int(s.isna().sum()))}).reset_index()
+    order = [m for m in dict.fromkeys(df["model"]) if m != CEILING] + [CEILING]
+    out["model"] = pd.Categorical(out["model"], [m for m in order if m in set(out["model"])])
+    return out.sort_values("model", kind="stable").reset_index(drop=True)
+
+
+def markdown_rois(table: pd.DataFrame) -> str:
+    """Models as rows, regions as columns: r mean ± std over folds."""
+    cell = table.apply(lambda r: f"undefined in {r.undefined} of {r.folds} folds" if r.undefined
+                       else f"{r.r_mean:.3f} ± {r.r_std:.3f}" if np.isfinite(r.r_std)
+                       else f"{r.r_mean:.3f} (1 fold)", axis=1)
+    wide = table.assign(cell=cell).pivot(index="model", columns="roi", values="cell")
+    wide = wide[list(dict.fromkeys(table["roi"]))]
+    return wide.to_markdown()
+
+
 def aggregate(metric_paths: list[Path], out_dir: Path, specs: dict[str, dict] | None = None
               ) -> str:
     check_specs(metric_paths, specs or {})
@@ -175,5 +206,10 @@ def aggregate(metric_paths: list[Path], out_dir: Path, specs: dict[str, dict] | 
     if not tasks.empty:
         md += ("\n## Sequence tasks (scored on unknown frames only; known frames as measured)\n\n"
                + markdown_tasks(task_summary(tasks)) + "\n")
+    rois = roi_table(metric_paths)
+    write_text(out_dir / "roi.csv", rois.to_csv(index=False))
+    if not rois.empty:
+        md += ("\n## ROI time series (Pearson r of the ROI-mean BOLD, within runs; mean ± std "
+               "across folds)\n\n" + markdown_rois(rois) + "\n")
     write_text(out_dir / "summary.md", md)
     return md

@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 
 from eeg2fmri.io import atomic_path  # noqa: E402
 from eeg2fmri.preprocess.fmri import to_volumes  # noqa: E402
-from eeg2fmri.reporting.aggregate import CEILING, per_fold_table  # noqa: E402
+from eeg2fmri.reporting.aggregate import CEILING, per_fold_table, roi_table  # noqa: E402
 from eeg2fmri.sequences import TASKS  # noqa: E402
 
 
@@ -195,8 +195,34 @@ def task_timecourses(metric_paths: list[Path], path: Path) -> None:
     _save(fig, path)
 
 
+def roi_figure(metric_paths: list[Path], path: Path) -> None:
+    """Per region, each model's ROI time-series r (mean over folds, bars; folds as dots)."""
+    table = roi_table(metric_paths)
+    fig, ax = plt.subplots(figsize=(8, 3.2), layout="constrained")
+    if table.empty:
+        ax.text(0.5, 0.5, "no regions of interest declared for this dataset\n"
+                "(dataset_settings.<name>.rois)", ha="center", va="center")
+        ax.set_axis_off()
+        _save(fig, path)
+        return
+    rois, models = list(dict.fromkeys(table["roi"])), list(dict.fromkeys(table["model"]))
+    width = 0.8 / len(models)
+    for i, model in enumerate(models):
+        sub = table[table["model"] == model].set_index("roi").reindex(rois)
+        x = np.arange(len(rois)) + (i - (len(models) - 1) / 2) * width
+        ax.bar(x, sub["r_mean"], width, yerr=sub["r_std"].fillna(0), label=model,
+               color="0.6" if model == CEILING else None, capsize=2)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xticks(np.arange(len(rois)), rois, fontsize=8)
+    ax.set_ylabel("r, ROI-mean time series")
+    ax.set_title("ROI time series: predicted vs measured (mean ± std across folds)", fontsize=9)
+    ax.legend(fontsize=7, ncols=min(len(models), 4), loc="upper right")
+    _save(fig, path)
+
+
 def make_figures(metric_paths: list[Path], features: Path, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
+    roi_figure(metric_paths, out_dir / "roi.png")
     montage(metric_paths, features, out_dir / "montage.png")
     timecourses(metric_paths, features, out_dir / "timecourse.png")
     metric_strips(per_fold_table(metric_paths), out_dir / "metrics.png")
