@@ -69,6 +69,8 @@ def _figure(means: dict[str, np.ndarray], affine: np.ndarray, background: nib.Ni
             path: Path) -> None:
     from nilearn import plotting
 
+    depth = next(iter(means.values())).shape[2]
+    cuts = [float((affine @ [0, 0, k, 1])[2]) for k in (0.3 * depth, 0.5 * depth, 0.7 * depth)]
     fig, axes = plt.subplots(len(means), 1, figsize=(7.5, 1.9 * len(means)), squeeze=False)
     for ax, (model, data) in zip(axes[:, 0], means.items(), strict=True):
         img = nib.Nifti1Image(np.nan_to_num(data).astype(np.float32), affine)
@@ -76,13 +78,13 @@ def _figure(means: dict[str, np.ndarray], affine: np.ndarray, background: nib.Ni
         value = float(np.nanmean(data[inside])) if inside.any() else float("nan")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "empty mask": a map of zeros
-            plotting.plot_stat_map(img, bg_img=background, display_mode="z", cut_coords=3,
+            plotting.plot_stat_map(img, bg_img=background, display_mode="z", cut_coords=cuts,
                                    axes=ax, vmax=1.0, colorbar=True, annotate=False,
                                    draw_cross=False, black_bg=False, cmap="RdBu_r",
                                    symmetric_cbar=True,
                                    title=f"{model} (brain mean {value:.2f})")
-    fig.suptitle("voxel corr.: predicted vs measured time course per voxel, mean over folds",
-                 fontsize=9)
+    fig.suptitle("voxel corr.: predicted vs measured time course per voxel, mean over folds "
+                 "(the same three axial slices in every row)", fontsize=9, y=1.0)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
