@@ -24,7 +24,7 @@ from scipy import signal
 
 from eeg2fmri.data.sim_settings import SimConfig
 from eeg2fmri.data.simulate import write_dataset
-from eeg2fmri.preprocess.ingest import Ingestion, Stages, open_recording
+from eeg2fmri.preprocess.ingest import Ingestion, Stages, open_recording, windows
 from eeg2fmri.preprocess.mr_artefacts import MRSettings
 
 CFG = SimConfig(n_subjects=3, n_volumes=160, n_channels=19, scanner=True)
@@ -147,10 +147,17 @@ def correct(vhdr: Path, tr: float = 1.28) -> None:
         ing = Ingestion(640, (1, 250), 10, MRSettings(gradient="correct", bcg="keep"))
         st = Stages.build(rec, picks, ing, tr, rec.markers["Response/R128"])
         out = -(-rec.n_samples // 10)
-        step = 2_000_000 // 10 // 640 * 640
-        for a in range(0, out, step):
-            st.read(picks, a, min(a + step, out))
-    print(time.time() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        windows(rec, picks, np.arange(0, out - 640, 640), ing, read=st.read)  # as preprocessing
+    print(time.time() - t0, _peak_mb())
+
+
+def _peak_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the
+    parent that forked it)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:

@@ -180,7 +180,7 @@ def test_a_recording_at_the_training_recordings_rate_is_decimated_as_preprocessi
     from eeg2fmri.preprocess import ingest
 
     whole = read_windows(eeg, record, progress=False)
-    monkeypatch.setattr(ingest, "BLOCK_SAMPLES", 3 * 500 * 2)  # blocks of 3 windows
+    monkeypatch.setattr(ingest, "BLOCK_SAMPLES", 3 * 500 * 2 * TINY.n_channels)  # 3 windows
     pieces = read_windows(eeg, record, progress=False)
     np.testing.assert_array_equal(pieces.features, whole.features)
     side = synthesize(out / "model.pt", eeg, tmp_path / "synth.nii.gz", device="cpu",

@@ -198,12 +198,18 @@ class GradientAAS:
             lags[i:i + len(k)] = (k - 3) + np.clip(frac, -0.5, 0.5)
         return lags
 
+    GROUP = 32  # volumes corrected at once (their neighbours' epochs are held together)
+
     def samples(self, channels: list[str], start: int, stop: int) -> np.ndarray:
         """Samples [start, stop) of `channels` with the gradient artefact subtracted."""
         out = self.read(channels, start, stop)
         v = np.flatnonzero((self.onsets + self.epoch > start) & (self.onsets < stop))
-        if len(v) == 0:
-            return out
+        for k in range(0, len(v), self.GROUP):
+            self._subtract(out, channels, start, stop, v[k:k + self.GROUP])
+        return out
+
+    def _subtract(self, out: np.ndarray, channels: list[str], start: int, stop: int,
+                  v: np.ndarray) -> None:
         spans = {int(i): _neighbours(int(i), self.window, len(self.onsets)) for i in v}
         lo, hi = min(a for a, _ in spans.values()), max(b for _, b in spans.values())
         epochs = self._epochs(channels, lo, hi)
@@ -222,7 +228,6 @@ class GradientAAS:
             o = int(self.onsets[i])
             s, e = max(o, start), min(o + self.epoch, stop)
             out[:, s - start:e - start] -= template[:, s - o:e - o]
-        return out
 
 
 class BCGSubtraction:
