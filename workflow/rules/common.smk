@@ -120,6 +120,7 @@ def raw_inputs(wildcards):
     root = Path(RAW) / wildcards.dataset
     eeg, bold = ds.run_paths(root, wildcards.subject, ds.runs[0])
     files = {"eeg": eeg, "bold": bold, **ds.truth_paths(root, wildcards.subject)}
+    files["rois"], files["roi_names"] = ds.roi_files(root)
     return {k: str(v) for k, v in files.items()}
 
 

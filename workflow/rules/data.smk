@@ -10,6 +10,7 @@ rule simulate:
         truth=[str(p) for s in subjects("sim")
                for p in dataset("sim").truth_paths(Path(RAW) / "sim", s).values()],
         description=f"{RAW}/sim/dataset_description.json",
+        rois=[str(p) for p in dataset("sim").roi_files(Path(RAW) / "sim")],
     params:
         code=code("simulate"),
         settings=lambda w: json.dumps(config["simulation"], sort_keys=True),
