@@ -99,7 +99,7 @@ def _figure(path: Path, rec, clean, picks, on, st, factor) -> None:
     ax[1, 0].set(title="spectrum (Welch)", xlabel="Hz", ylabel="uV^2/Hz", xlim=(0, 150))
     ax[1, 0].legend(fontsize=8)
     ax[1, 1].plot(t, fixed - truth, lw=0.5)
-    ax[1, 1].set(title="after the gradient stage minus the clean EEG: the BCG it leaves",
+    ax[1, 1].set(title="gradient-corrected minus clean: the BCG left",
                  xlabel="s", ylabel="uV")
     fig.suptitle("MR artefact correction on the simulated scanner recording")
     fig.savefig(path, dpi=110)
