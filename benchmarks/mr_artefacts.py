@@ -25,7 +25,7 @@ from scipy import signal
 from eeg2fmri.data.sim_settings import SimConfig
 from eeg2fmri.data.simulate import write_dataset
 from eeg2fmri.preprocess.ingest import Ingestion, Stages, open_recording, windows
-from eeg2fmri.preprocess.mr_artefacts import MRSettings
+from eeg2fmri.preprocess.mr_artefacts import MRSettings, harmonic_power
 
 CFG = SimConfig(n_subjects=3, n_volumes=160, n_channels=19, scanner=True)
 EEG = "sub-01/eeg/sub-01_task-rest_eeg.vhdr"
@@ -46,10 +46,7 @@ def accuracy(root: Path, figure: Path | None) -> list[str]:
         slice_hz = CFG.grid[2] / CFG.tr
 
         def harmonics(z: np.ndarray) -> float:
-            n = z.shape[1]
-            spec = np.abs(np.fft.rfft(z * np.hanning(n), axis=1)) ** 2
-            bins = [round(k * slice_hz * n / rec.fs) for k in range(1, int(200 / slice_hz))]
-            return float(sum(spec[:, k - 1:k + 2].sum() for k in bins))
+            return harmonic_power(z, rec.fs, slice_hz)
 
         before = harmonics(rec.samples(picks, *span) - truth)
         for g, bcg in (("keep", "keep"), ("correct", "keep"), ("correct", "correct")):

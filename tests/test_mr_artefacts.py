@@ -18,7 +18,7 @@ from eeg2fmri.errors import InputError
 from eeg2fmri.preprocess import ingest
 from eeg2fmri.preprocess.ingest import Ingestion, Stages, open_recording
 from eeg2fmri.preprocess.inspect import inspect_dataset
-from eeg2fmri.preprocess.mr_artefacts import MRSettings
+from eeg2fmri.preprocess.mr_artefacts import MRSettings, harmonic_power
 from eeg2fmri.preprocess.subject import preprocess_subject
 from eeg2fmri.store import SubjectFeatures
 
@@ -108,14 +108,8 @@ def _accuracy(root: Path, mr: MRSettings) -> tuple[np.ndarray, float, dict]:
         truth = clean.samples(picks, *span)
         before, after = rec.samples(picks, *span) - truth, st.source(picks, *span) - truth
         slice_hz = SCANNER.grid[2] / SCANNER.tr
-
-        def at_slice_harmonics(z: np.ndarray) -> float:
-            n = z.shape[1]
-            spec = np.abs(np.fft.rfft(z * np.hanning(n), axis=1)) ** 2
-            bins = [round(k * slice_hz * n / rec.fs) for k in range(1, int(200 / slice_hz))]
-            return float(sum(spec[:, k - 1:k + 2].sum() for k in bins))
-
-        return r, at_slice_harmonics(after) / at_slice_harmonics(before), st.report
+        return (r, harmonic_power(after, rec.fs, slice_hz) / harmonic_power(before, rec.fs,
+                                                                             slice_hz), st.report)
 
 
 def test_gradient_correction_recovers_the_clean_eeg(gradient_only):

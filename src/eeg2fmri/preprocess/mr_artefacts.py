@@ -108,6 +108,15 @@ def gradient_db(data: np.ndarray, fs: float, tr: float) -> float:
     return float(10 * np.log10(np.median(lines / np.maximum(floors, 1e-300))))
 
 
+def harmonic_power(data: np.ndarray, fs: float, f0: float, up_to: float = 200.0) -> float:
+    """Power of `data` [C, n] at the harmonics of `f0` up to `up_to` Hz (three bins around
+    each), summed over channels: what a gradient artefact (f0: the slice frequency) leaves."""
+    n = data.shape[1]
+    spec = np.abs(fft.rfft(data * np.hanning(n), axis=1)) ** 2
+    bins = [round(k * f0 * n / fs) for k in range(1, int(up_to / f0))]
+    return float(sum(spec[:, k - 1:k + 2].sum() for k in bins))
+
+
 def heartbeats(ecg: np.ndarray, fs: float) -> np.ndarray:
     """R-peak samples of an ECG (MNE's QRS detector)."""
     from mne.preprocessing.ecg import qrs_detector
