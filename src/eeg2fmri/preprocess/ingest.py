@@ -227,7 +227,8 @@ class Stages:
         figure and the config key."""
         st, m = cls(rec, ing.decimate), ing.mr
         segment = st._segment(scan_onsets, tr)
-        g = mr.gradient_db(rec.samples(picks, *segment), rec.fs, tr)
+        stretch = rec.samples(picks, *segment)
+        g = mr.gradient_db(stretch, rec.fs, tr)
         st.report.update(gradient_db=round(g, 2), gradient=m.gradient)
         if g > mr.GRADIENT_DB and m.gradient == "detect":
             raise InputError(rec.path, (
@@ -239,7 +240,7 @@ class Stages:
             if scan_onsets is None or len(scan_onsets) < 3:
                 raise InputError(rec.path, f"{run}gradient correction needs the volume onsets "
                                            "(volume markers, or alignment start/offset)")
-            reference = picks[int(np.argmax(rec.samples(picks, *segment).std(1)))]
+            reference = picks[int(np.argmax(stretch.std(1)))]  # the most artefacted channel
             aas = mr.GradientAAS(rec.samples, rec.n_samples, scan_onsets,
                                  int(round(rec.fs * tr)), reference, m.window)
             st.source = aas.samples
@@ -280,15 +281,14 @@ class Stages:
                 ) -> dict[str, Any]:
         """The detection figures alone (inspect): the gradient's, and the BCG's where the run
         has an ECG channel and no gradient artefact (it would swamp the heartbeat's)."""
-        st = cls(rec, 1)
-        segment = st._segment(scan_onsets, tr)
-        out: dict[str, Any] = {"gradient_db": round(mr.gradient_db(
-            rec.samples(picks, *segment), rec.fs, tr), 2), "bcg_index": None}
+        segment = cls(rec, 1)._segment(scan_onsets, tr)
+        stretch = rec.samples(picks, *segment)
+        out: dict[str, Any] = {"gradient_db": round(mr.gradient_db(stretch, rec.fs, tr), 2),
+                               "bcg_index": None}
         ecg = mr.find_ecg(rec.ch_names, ecg_channel)
         if ecg is not None and out["gradient_db"] <= mr.GRADIENT_DB:
             beats = mr.heartbeats(rec.samples([ecg], *segment)[0], rec.fs)
-            out["bcg_index"] = round(mr.bcg_index(rec.samples(picks, *segment), beats,
-                                                  rec.fs), 2)
+            out["bcg_index"] = round(mr.bcg_index(stretch, beats, rec.fs), 2)
         return out
 
     def _segment(self, scan_onsets: np.ndarray | None, tr: float) -> tuple[int, int]:
