@@ -41,7 +41,7 @@ def accuracy(root: Path, figure: Path | None) -> list[str]:
         span = (int(on[0]), int(on[-1] + CFG.tr * rec.fs))
         a, b = span[0] // factor, span[1] // factor
         sos = signal.butter(4, [1, 40], "bandpass", fs=CFG.fs, output="sos")
-        c = signal.sosfiltfilt(sos, Stages.plain(clean, factor).read(picks, a, b), axis=1)
+        c = signal.sosfiltfilt(sos, Stages(clean, factor).read(picks, a, b), axis=1)
         truth = clean.samples(picks, *span)
         slice_hz = CFG.grid[2] / CFG.tr
 

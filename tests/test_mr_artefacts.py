@@ -102,7 +102,7 @@ def _accuracy(root: Path, mr: MRSettings) -> tuple[np.ndarray, float, dict]:
         a, b = int(on[0]) // factor, int(on[-1] + SCANNER.tr * rec.fs) // factor
         sos = signal.butter(4, [1, 40], "bandpass", fs=SCANNER.fs, output="sos")
         x = signal.sosfiltfilt(sos, st.read(picks, a, b), axis=1)
-        c = signal.sosfiltfilt(sos, Stages.plain(clean, factor).read(picks, a, b), axis=1)
+        c = signal.sosfiltfilt(sos, Stages(clean, factor).read(picks, a, b), axis=1)
         r = np.array([np.corrcoef(x[i], c[i])[0, 1] for i in range(len(picks))])
         span = (int(on[0]), int(on[-1] + SCANNER.tr * rec.fs))
         truth = clean.samples(picks, *span)

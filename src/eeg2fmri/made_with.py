@@ -14,21 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from eeg2fmri.errors import InputError
+from eeg2fmri.io import _json_default
 
 MISSING = "<not set>"
 
 
 def plain_json(obj: Any) -> Any:
     """`obj` as JSON would give it back (tuples as lists, numpy numbers as Python ones)."""
-    return json.loads(json.dumps(obj, sort_keys=True, default=_default))
-
-
-def _default(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    return str(obj)
+    return json.loads(json.dumps(obj, sort_keys=True, default=_json_default))
 
 
 def differences(made: Any, expected: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:

@@ -145,7 +145,7 @@ def windows(rec: Recording, channels: list[str], onsets: np.ndarray, ing: Ingest
     `Stages`; default: none). `transform(x)` applies to each block of spectra or raw windows
     (the model's normalisation in synthesis)."""
     n_win, f = ing.window_samples, ing.decimate
-    read = read or Stages.plain(rec, f).read
+    read = read or Stages(rec, f).read
     onsets = np.asarray(onsets, dtype=np.int64)
     chunk = max(1, BLOCK_SAMPLES // (n_win * f * max(len(channels), 1)))
     spec_parts, raw_parts, sd_parts = [], [], []
@@ -203,10 +203,6 @@ class Stages:
         self.source = rec.samples  # at the recording's rate, after the gradient stage
         self.bcg: mr.BCGSubtraction | None = None
         self.report: dict[str, Any] = {}
-
-    @classmethod
-    def plain(cls, rec: Recording, factor: int) -> Stages:
-        return cls(rec, factor)
 
     def read(self, channels: list[str], a: int, b: int) -> np.ndarray:
         if self.bcg is not None:

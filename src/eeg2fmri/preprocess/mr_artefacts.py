@@ -169,7 +169,7 @@ class GradientAAS:
 
     def __init__(self, read: Any, n_samples: int, onsets: np.ndarray, epoch: int,
                  reference: str, window: int = 21):
-        self.read, self.n, self.epoch, self.window = read, n_samples, int(epoch), int(window)
+        self.read, self.epoch, self.window = read, int(epoch), int(window)
         onsets = np.asarray(onsets, dtype=np.int64)
         self.onsets = onsets[(onsets - self.PAD >= 0)
                              & (onsets + self.epoch + self.PAD <= n_samples)]
@@ -247,7 +247,7 @@ class BCGSubtraction:
 
     def __init__(self, read: Any, n_samples: int, beats: np.ndarray, fs: float,
                  n_beats: int = 21, components: int = 3):
-        self.read, self.n, self.window = read, n_samples, int(n_beats)
+        self.read, self.window = read, int(n_beats)
         self.components = int(components)
         self.a, self.b = (int(round(s * fs)) for s in BCG_EPOCH_S)
         beats = np.asarray(beats, dtype=np.int64)
