@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eeg2fmri.evaluation.predict import evaluate_fold
+from eeg2fmri.evaluation.predict import evaluate_ceiling, evaluate_fold
 from eeg2fmri.reporting import figures
 from eeg2fmri.training.folds import loso_fold
 from eeg2fmri.training.trainer import train_fold
@@ -36,6 +36,23 @@ def fold_results(tiny_features, tmp_path_factory):
                       maps_path=out / "voxel_corr.nii.gz")
         paths.append(out / "metrics.json")
     return paths
+
+
+@pytest.fixture(scope="module")
+def ceiling(fold_results, tiny_features):
+    """The fold's ceiling, computed once (`eeg2fmri ceiling`), beside the models' folders."""
+    out = fold_results[0].parent.parent.parent / "ceiling" / "fold-sub-02"
+    evaluate_ceiling([tiny_features / "sub-02"], "fold-sub-02", 5, out / "ceiling.json",
+                     out / "ceiling_voxel_corr.nii.gz")
+    return [out / "ceiling.json"]
+
+
+def test_the_ceiling_is_scored_once_per_fold_on_the_models_volumes(fold_results, ceiling):
+    c = json.loads(ceiling[0].read_text())
+    for p in fold_results:
+        m = json.loads(p.read_text())
+        assert "ceiling" not in m and m["n_volumes"] == c["n_volumes"]
+    assert c["mean"]["voxel_corr"] > 0.9 and c["roi_r"][0][1] > 0.8
 
 
 @pytest.fixture
@@ -66,10 +83,10 @@ def test_curves_explain_the_line_styles_and_draw_the_mean_volume_reference(fold_
 
 
 def test_the_metrics_title_is_the_figures_and_each_panel_names_its_metric(fold_results, drawn,
-                                                                         tmp_path):
+                                                                         tmp_path, ceiling):
     from eeg2fmri.reporting.aggregate import per_fold_table
 
-    figures.metric_strips(per_fold_table(fold_results), tmp_path / "metrics.png")
+    figures.metric_strips(per_fold_table(fold_results, ceiling), tmp_path / "metrics.png")
     fig = drawn["metrics.png"]
     assert fig.get_suptitle().startswith("Per-fold metrics of every model")
     assert [ax.get_title() for ax in fig.axes] == ["SSIM (2-D)", "PSNR (dB)", "voxel corr."]
@@ -114,21 +131,21 @@ def test_the_time_courses_show_each_models_correlation_at_the_most_variable_voxe
 
 
 def test_voxel_corr_maps_average_the_folds_on_the_datasets_grid(fold_results, tiny_features,
-                                                                 tmp_path):
+                                                                 tmp_path, ceiling):
     import json
 
     import nibabel as nib
 
     from eeg2fmri.reporting.maps import voxel_maps
 
-    written = {p.name for p in voxel_maps(fold_results, tiny_features, tmp_path)}
+    written = {p.name for p in voxel_maps(fold_results, tiny_features, tmp_path, ceiling)}
     assert written == {"voxel_corr_e2fnet.nii.gz", "voxel_corr_mean_volume.nii.gz",
                        "voxel_corr_ceiling.nii.gz"}
     meta = json.loads((tiny_features / "sub-02" / "meta.json").read_text())
-    ceiling = nib.load(tmp_path / "voxel_corr_ceiling.nii.gz")
-    assert ceiling.shape == (TINY.grid[0], TINY.grid[1], TINY.grid[2])
-    np.testing.assert_allclose(ceiling.affine, meta["affine"])
-    c = np.asarray(ceiling.dataobj)
+    bound = nib.load(tmp_path / "voxel_corr_ceiling.nii.gz")
+    assert bound.shape == (TINY.grid[0], TINY.grid[1], TINY.grid[2])
+    np.testing.assert_allclose(bound.affine, meta["affine"])
+    c = np.asarray(bound.dataobj)
     flat = np.asarray(nib.load(tmp_path / "voxel_corr_mean_volume.nii.gz").dataobj)
     assert np.nanmean(c) > 0.5 and np.nanmax(np.abs(flat)) == 0  # the baseline does not vary
     # the metric is the map's brain mean (flat-truth voxels count as 0 there)
@@ -138,18 +155,18 @@ def test_voxel_corr_maps_average_the_folds_on_the_datasets_grid(fold_results, ti
     assert (tmp_path / "voxel_corr_maps.png").stat().st_size > 5000
 
 
-def test_roi_time_series_per_region_beside_the_ceiling(fold_results, tmp_path):
+def test_roi_time_series_per_region_beside_the_ceiling(fold_results, tmp_path, ceiling):
     from eeg2fmri.reporting.aggregate import markdown_rois, roi_table
     from eeg2fmri.reporting.figures import roi_figure
 
-    table = roi_table(fold_results)
+    table = roi_table(fold_results, ceiling)
     rois = list(dict.fromkeys(table["roi"]))
     assert rois[-1] == "background" and rois[0].startswith("alpha source")
-    ceiling = table[table["model"] == "ceiling (noise-free truth)"].set_index("roi")["r_mean"]
-    assert ceiling[rois[0]] > 0.8  # the source's own region follows its drive
+    bound = table[table["model"] == "ceiling (noise-free truth)"].set_index("roi")["r_mean"]
+    assert bound[rois[0]] > 0.8  # the source's own region follows its drive
     flat = table[table["model"] == "mean_volume"]["r_mean"]
     assert (flat == 0).all()  # a constant prediction scores 0
     md = markdown_rois(table)
     assert "alpha source" in md and "(1 fold)" in md
-    roi_figure(fold_results, tmp_path / "roi.png")
+    roi_figure(fold_results, tmp_path / "roi.png", ceiling)
     assert (tmp_path / "roi.png").stat().st_size > 5000

@@ -171,9 +171,10 @@ def test_an_installed_package_carries_the_config_schema(tmp_path):
     src = tmp_path / "src"  # built from a copy: the build leaves nothing in the checkout
     shutil.copytree(REPO, src, symlinks=True, ignore=shutil.ignore_patterns(
         ".git", ".venv", "build", "data", "results", ".snakemake", "node", "*.egg-info"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", str(src), "-w", str(tmp_path)], check=True, capture_output=True,
-                   timeout=300)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                            "--no-build-isolation", "-q", str(src), "-w", str(tmp_path)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-3000:]
     [wheel] = tmp_path.glob("eeg2fmri-*.whl")
     with zipfile.ZipFile(wheel) as z:
         assert z.read("eeg2fmri/config.schema.yaml") == shipped.read_bytes()

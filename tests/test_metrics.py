@@ -104,10 +104,15 @@ def test_an_undefined_fold_is_reported_never_averaged_away():
     assert "0.900 (1 fold)" in one
 
 
-def test_ssim3d_is_torchmetrics_volumetric_ssim_with_a_separable_kernel():
+def test_ssim3d_is_the_volumetric_ssim_over_valid_positions():
     from torchmetrics.functional.image import structural_similarity_index_measure as tm
 
-    pred, truth = _pair(3, shape=(4, 12, 20, 24))
+    pred, truth = _pair(3, shape=(4, 14, 20, 24))
     p, t = torch.from_numpy(pred), torch.from_numpy(truth)
-    ref = tm(p.unsqueeze(1), t.unsqueeze(1), data_range=1.0, reduction="none")
-    np.testing.assert_allclose(metrics.ssim3d(p, t).numpy(), ref.numpy(), atol=1e-6)
+    # torchmetrics' SSIM map (reflect-padded) on its interior, 5 voxels from every border
+    _, full = tm(p.unsqueeze(1), t.unsqueeze(1), data_range=1.0, reduction="none",
+                 return_full_image=True)
+    interior = full[:, 0, 5:-5, 5:-5, 5:-5].flatten(1).mean(1)
+    np.testing.assert_allclose(metrics.ssim3d(p, t).numpy(), interior.numpy(), atol=1e-5)
+    everywhere = tm(p.unsqueeze(1), t.unsqueeze(1), data_range=1.0, reduction="none")
+    assert not np.allclose(metrics.ssim3d(p, t).numpy(), everywhere.numpy(), atol=1e-3)

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
+import torch
 import yaml
 
 from eeg2fmri.store import STORE_FILES
@@ -69,7 +71,7 @@ def test_dry_run_of_the_default_dag(tmp_path):
     r = run(tmp_path, "-n", "--cores", "2")
     assert r.returncode == 0, r.stderr
     assert jobs(r.stdout) == {"simulate": 1, "preprocess": 6, "train": 36, "evaluate": 36,
-                              "aggregate": 1, "all": 1}
+                              "ceiling": 6, "aggregate": 1, "all": 1}
     [outputs] = scheduled(r.stdout, "aggregate")
     assert "results/sim/summary/tasks.csv" in outputs
     assert "results/sim/summary/tasks.png" in outputs  # neural frames: a sequence model
@@ -97,6 +99,40 @@ def test_one_fold_target_schedules_only_that_fold(tmp_path):
     [train_in] = scheduled(r.stdout, "train", "input")
     features = [f for f in train_in if f.startswith("data/features/")]
     assert len(features) == 5 * len(STORE_FILES) and not [f for f in features if "sub-03" in f]
+
+
+@pytest.mark.workflow
+def test_only_a_test_selected_model_reads_the_test_features(tmp_path):
+    config = {"models": ["e2fnet", "e2fnet_ts", "band_ridge", "mean_volume", "shuffled_eeg",
+                         "neural_frames", "neural_frames_shuffled"],
+              "model_settings": {"e2fnet_ts": {"same_as": "e2fnet", "selection": "test"}}}
+    r = run(tmp_path, "-n", "--cores", "2", config=config)
+    assert r.returncode == 0, r.stderr
+    seen = 0
+    for inputs, outputs in zip(scheduled(r.stdout, "train", "input"),
+                               scheduled(r.stdout, "train"), strict=True):
+        model, fold = outputs[0].split("/")[2:4]
+        test = fold.removeprefix("fold-")
+        reads_test = any(f"/{test}/" in f for f in inputs)
+        assert reads_test == (model == "e2fnet_ts"), (model, fold)
+        seen += 1
+    assert seen == 7 * 6
+
+
+@pytest.mark.workflow
+def test_seeds_give_one_job_per_model_fold_and_seed(tmp_path):
+    r = run(tmp_path, "-n", "--cores", "2", config={"seeds": [0, 1, 2]})
+    assert r.returncode == 0, r.stderr
+    counts = jobs(r.stdout)
+    assert counts["train_seeded"] == counts["evaluate_seeded"] == 6 * 6 * 3
+    assert "train" not in counts
+    outputs = {o[0] for o in scheduled(r.stdout, "evaluate_seeded")}
+    assert "results/sim/e2fnet/seed-2/fold-sub-03/metrics.json" in outputs
+    # one seed keeps today's paths (and sets the seed)
+    r = run(tmp_path, "-n", "--cores", "2", "-p", "results/sim/e2fnet/fold-sub-03/metrics.json",
+            config={"seeds": [7]})
+    assert r.returncode == 0, r.stderr
+    assert jobs(r.stdout)["train"] == 1 and '"seed": 7' in r.stdout
 
 
 @pytest.mark.workflow
@@ -260,3 +296,42 @@ def test_after_snakemake_is_killed_the_profiles_sequence_finishes_the_run(tmp_pa
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert (tmp_path / "w/results/sim/summary/summary.md").is_file()
+
+
+@pytest.mark.workflow
+def test_seed_replicates_and_the_papers_protocol_end_to_end(tmp_path):
+    config = {**TINY_CONFIG, "seeds": [0, 1], "models": ["e2fnet", "e2fnet_ts", "mean_volume"],
+              "model_settings": {**TINY_CONFIG["model_settings"],
+                                 "e2fnet_ts": {"same_as": "e2fnet", "selection": "test"}},
+              "training": {**TINY_CONFIG["training"], "epochs": 3}}
+    r = run(tmp_path, "--cores", "2", config=config)
+    assert r.returncode == 0, r.stderr[-3000:]
+    results = tmp_path / "results" / "sim"
+    for seed in (0, 1):
+        honest = results / f"e2fnet/seed-{seed}/fold-sub-02"
+        chosen = results / f"e2fnet_ts/seed-{seed}/fold-sub-02"
+        # the same training (same seed, same subjects): only the subject epochs are chosen on
+        # differs, so the difference between the two is the protocol's inflation alone
+        a, b = (np.loadtxt(d / "train_log.csv", delimiter=",", skiprows=1) for d in
+                (honest, chosen))
+        np.testing.assert_allclose(a[:, 1], b[:, 1], rtol=1e-5)  # train loss per epoch
+        m = json.loads((chosen / "metrics.json").read_text())
+        assert m["spec"]["selection"] == "test" and m["spec"]["training"]["seed"] == seed
+        record = torch.load(chosen / "model.pt", weights_only=False)
+        assert record["selected_on"] == ["sub-02"]
+        assert record["summary"]["best_epoch"] == int(np.argmin(b[:, 2])) + 1
+    seed_runs = {(m.parent.parent.name, m.parent.name)
+                 for m in (results / "e2fnet").glob("seed-*/fold-*/metrics.json")}
+    assert len(seed_runs) == 2 * 3
+    table = (results / "summary" / "summary.md").read_text()
+    assert "| seeds |" in table.replace("  ", " ") or "seeds" in table.splitlines()[2]
+    assert "voxel corr. seed SD" in table
+    assert "e2fnet_ts (test-selected: not an estimate)" in table
+    assert "seed-averaged folds" in table
+    per_fold = pd.read_csv(results / "summary" / "per_fold.csv")
+    assert sorted(per_fold.loc[per_fold["model"] == "e2fnet", "seed"].unique()) == [0, 1]
+    summary = pd.read_csv(results / "summary" / "summary.csv", index_col=0)
+    folds = per_fold[per_fold["model"] == "e2fnet"].groupby("fold")["ssim"].mean()
+    assert summary.loc["e2fnet", "ssim_mean"] == pytest.approx(folds.mean())
+    assert summary.loc["e2fnet", "ssim_std"] == pytest.approx(folds.std(ddof=1))
+    assert summary.loc["e2fnet", "seeds"] == 2

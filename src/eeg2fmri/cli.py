@@ -145,6 +145,14 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     print(f"{r['model']} {r['fold']}: " + ", ".join(f"{k} {v:.4f}" for k, v in r["mean"].items()))
 
 
+def cmd_ceiling(a: argparse.Namespace) -> None:
+    from eeg2fmri.evaluation.predict import evaluate_ceiling
+
+    r = evaluate_ceiling(list(a.test_features), a.fold, a.context, a.out, a.maps,
+                         features_settings=a.expect_features)
+    print(f"ceiling {a.fold}: " + ", ".join(f"{k} {v:.4f}" for k, v in r["mean"].items()))
+
+
 def cmd_synthesize(a: argparse.Namespace) -> None:
     from eeg2fmri.evaluation.synthesize import synthesize
 
@@ -160,12 +168,12 @@ def cmd_aggregate(a: argparse.Namespace) -> None:
     from eeg2fmri.reporting.aggregate import aggregate
     from eeg2fmri.reporting.figures import make_figures
 
-    table = aggregate(a.metrics, a.out, a.expect_specs)
-    make_figures(a.metrics, a.features, a.out)
+    table = aggregate(a.metrics, a.out, a.expect_specs, a.expect_seeds, a.ceiling)
+    make_figures(a.metrics, a.features, a.out, a.ceiling)
     if a.maps:
         from eeg2fmri.reporting.maps import voxel_maps
 
-        voxel_maps(a.metrics, a.features, a.out)
+        voxel_maps(a.metrics, a.features, a.out, a.ceiling)
     print(table)
 
 
@@ -256,8 +264,7 @@ def parser() -> argparse.ArgumentParser:
                    help="features dir of each test subject of the fold")
     s.add_argument("--metrics", type=Path, required=True)
     s.add_argument("--predictions", type=Path, required=True)
-    s.add_argument("--maps", type=Path, help="voxel corr. map NIfTI to write (and the ceiling's, "
-                                             "as a second volume, on simulated data)")
+    s.add_argument("--maps", type=Path, help="the voxel corr. map (NIfTI) to write")
     s.add_argument("--expect-features", type=_json, help=EXPECT_FEATURES)
     s.add_argument("--expect-spec", type=_json,
                    help="JSON training spec the model must have been trained with")
@@ -284,12 +291,28 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_synthesize)
 
+    s = sub.add_parser("ceiling", help="simulated data: the noise-free BOLD scored as a "
+                                       "prediction, once per fold (the ceiling row and map)")
+    s.add_argument("--test-features", type=Path, nargs="+", required=True,
+                   help="the fold's test subjects' features dirs")
+    s.add_argument("--fold", required=True)
+    s.add_argument("--context", type=int, required=True, help="features.context")
+    s.add_argument("--out", type=Path, required=True, help="ceiling.json to write")
+    s.add_argument("--maps", type=Path, required=True, help="its voxel corr. map (NIfTI)")
+    s.add_argument("--expect-features", type=_json, help=EXPECT_FEATURES)
+    s.set_defaults(func=cmd_ceiling)
+
     s = sub.add_parser("aggregate", help="per-fold metrics -> tables and figures")
     s.add_argument("--metrics", type=Path, nargs="+", required=True)
     s.add_argument("--features", type=Path, required=True, help="the dataset's features dir")
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--expect-specs", type=_json,
                    help="JSON {model: training spec} the metrics must have been made with")
+    s.add_argument("--ceiling", type=Path, nargs="*", default=[],
+                   help="simulated data: each fold's ceiling.json (eeg2fmri ceiling)")
+    s.add_argument("--expect-seeds", type=_json, default=[],
+                   help="JSON list of the run's seeds (several: replicates; a metrics file's "
+                        "spec may carry any of them)")
     s.add_argument("--maps", action="store_true",
                    help="average each model's voxel corr. maps (voxel_corr.nii.gz beside each "
                         "metrics.json) over folds: NIfTI and a slice figure")

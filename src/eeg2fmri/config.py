@@ -50,10 +50,16 @@ def resolve_model(cfg: dict[str, Any], name: str) -> dict[str, Any]:
     return entry
 
 
-def train_spec(cfg: dict[str, Any], name: str) -> dict[str, Any]:
-    """Everything that determines a model's training: architecture, features, optimisation."""
+def train_spec(cfg: dict[str, Any], name: str, seed: int | None = None) -> dict[str, Any]:
+    """Everything that determines a model's training: architecture, features, optimisation,
+    the subjects its epochs are selected on, and the seed (`seed`, else the config's: the first
+    of `seeds`, else `training.seed`)."""
     model = resolve_model(cfg, name)
     training = {**cfg.get("training", {}), **model.pop("training", {})}
+    if seed is None and cfg.get("seeds"):
+        seed = cfg["seeds"][0]
+    if seed is not None:
+        training["seed"] = seed
     arch = model.pop("arch")
     features = {**FEATURE_DEFAULTS, **cfg.get("features", {})}
     from eeg2fmri.models import describe
@@ -64,10 +70,27 @@ def train_spec(cfg: dict[str, Any], name: str) -> dict[str, Any]:
         "name": name,
         "arch": arch,
         "shuffle_eeg": bool(model.pop("shuffle_eeg", False)),
+        "selection": model.pop("selection", "validation"),
         "params": model,
         "features": features,
         "training": training,
     }
+
+
+TEST_SELECTED = "test-selected: not an estimate"
+
+
+def display_name(spec: dict[str, Any]) -> str:
+    """A model's name in tables and figures; a test-selected model carries the mark."""
+    name = spec["name"]
+    return f"{name} ({TEST_SELECTED})" if spec.get("selection") == "test" else name
+
+
+def seeds(cfg: dict[str, Any]) -> list[int] | None:
+    """The seeds run as replicates (each its own job and folder), or None: one seed, today's
+    paths (`seeds` with a single entry sets that seed)."""
+    chosen = cfg.get("seeds") or []
+    return list(chosen) if len(chosen) > 1 else None
 
 
 def train_config(spec: dict[str, Any]) -> TrainConfig:
@@ -96,9 +119,12 @@ def config_errors(cfg: dict[str, Any], schema_path: str) -> list[str]:
             lines.append(f"config key {'.'.join([*path, extra[0]])!r} is not a known setting")
         elif err.validator == "type" and _number_text(err.instance) and (
                 "number" in err.validator_value or "integer" in err.validator_value):
-            lines.append(f"config key {key!r}: {err.instance!r} is text, not a number: YAML "
-                         "reads an exponent without a sign as text; write it as "
-                         f"{float(err.instance):.6g} or with a signed exponent (1.0e+12)")
+            why = ("YAML reads an exponent without a sign as text; write it as "
+                   f"{float(err.instance):.6g} or with a signed exponent (1.0e+12)"
+                   if "e" in err.instance.lower() else
+                   "`snakemake --config` passes numbers inside lists and mappings as text; "
+                   "set this key in a config file (--configfile) instead")
+            lines.append(f"config key {key!r}: {err.instance!r} is text, not a number: {why}")
         elif err.validator == "pattern" and err.validator_value == DATASET_NAME:
             lines.append(f"config key {key!r}: dataset name {err.instance!r} may hold only "
                          "lowercase letters and digits, starting with a letter (it names "
@@ -218,7 +244,8 @@ def synthesis_errors(cfg: dict[str, Any]) -> list[str]:
     return lines
 
 
-MODEL_KEYS = ("arch", "same_as", "shuffle_eeg", "training")  # every entry may hold these
+# every entry may hold these
+MODEL_KEYS = ("arch", "same_as", "shuffle_eeg", "selection", "training")
 
 
 def accepted_settings(arch: str) -> list[str]:

@@ -3,7 +3,7 @@ import json
 
 from snakemake.exceptions import WorkflowError
 
-from eeg2fmri.config import arch_kind, train_spec
+from eeg2fmri.config import arch_kind, seeds, train_spec
 from eeg2fmri.data.datasets import get_dataset
 from eeg2fmri.data.formats import FORMATS, format_by_extension, reader
 from eeg2fmri.errors import InputError
@@ -27,6 +27,7 @@ wildcard_constraints:
     subject=r"sub-[A-Za-z0-9]+",
     model=r"[A-Za-z0-9_]+",
     fold=r"fold-sub-[A-Za-z0-9]+|split-[a-z0-9]+",
+    seed=r"[0-9]+",
 
 
 def code(verb):
@@ -107,8 +108,27 @@ def preprocess_settings(name):
     return json.dumps({**extra, "features": features}, sort_keys=True)
 
 
+SEEDS = seeds(config)  # None: one seed, one job per model and fold
+
+
+def spec_of(wildcards):
+    """The model's training spec; a replicate's (<model>/seed-<seed>/<fold>) with its seed."""
+    seed = int(wildcards.seed) if "seed" in wildcards.keys() else None
+    return train_spec(config, wildcards.model, seed)
+
+
 def spec_json(wildcards):
-    return json.dumps(train_spec(config, wildcards.model), sort_keys=True)
+    return json.dumps(spec_of(wildcards), sort_keys=True)
+
+
+def training_inputs(wildcards):
+    """The features a train job reads: its fold's training and validation subjects, and its
+    test subjects only for a model selected on them (`selection: test`, the papers' protocol)."""
+    fold = fold_of(wildcards)
+    chosen = fold.subjects_for_training()
+    if spec_of(wildcards)["selection"] == "test":
+        chosen = (*chosen, *fold.tests)
+    return features_of(wildcards.dataset, chosen)
 
 
 def raw_inputs(wildcards):
@@ -178,9 +198,24 @@ def synthesis_outputs():
     return [f"{RESULTS}/{j['dataset']}/synthesized/{j['name']}.nii.gz" for j in synthesis_jobs()]
 
 
+def run_dir(model, fold, seed=None):
+    """Where a model's fold (and seed, with several seeds) is trained and evaluated, relative
+    to the dataset's results."""
+    return f"{model}/{fold}" if seed is None else f"{model}/seed-{seed}/{fold}"
+
+
 def fold_metrics(wildcards):
-    return expand(f"{RESULTS}/{wildcards.dataset}/{{model}}/{{fold}}/metrics.json",
-                  model=config["models"], fold=fold_names(wildcards.dataset))
+    return [f"{RESULTS}/{wildcards.dataset}/{run_dir(m, f, s)}/metrics.json"
+            for m in config["models"] for f in fold_names(wildcards.dataset)
+            for s in (SEEDS or [None])]
+
+
+def fold_ceilings(wildcards):
+    """Simulated data: each fold's ceiling (`rule ceiling`); nothing for real data."""
+    if not dataset(wildcards.dataset).simulated:
+        return []
+    return [f"{RESULTS}/{wildcards.dataset}/ceiling/{f}/ceiling.json"
+            for f in fold_names(wildcards.dataset)]
 
 
 def fold_maps(wildcards):

@@ -31,3 +31,42 @@ rule evaluate:
         " --metrics {output.metrics} --predictions {output.predictions} --maps {output.maps}"
         " --expect-features {params.expect:q} --expect-spec {params.spec:q}"
         " --device {params.device} --threads {threads} > {log} 2>&1"
+
+
+use rule evaluate as evaluate_seeded with:
+    input:
+        model=rules.train_seeded.output.model,
+        features=lambda w: features_of(w.dataset, fold_of(w).tests),
+    output:
+        metrics=f"{RESULTS}/{{dataset}}/{{model}}/seed-{{seed}}/{{fold}}/metrics.json",
+        predictions=f"{RESULTS}/{{dataset}}/{{model}}/seed-{{seed}}/{{fold}}/predictions.nii.gz",
+        maps=f"{RESULTS}/{{dataset}}/{{model}}/seed-{{seed}}/{{fold}}/voxel_corr.nii.gz",
+    log:
+        f"{RESULTS}/logs/{{dataset}}/evaluate/{{model}}/seed-{{seed}}/{{fold}}.log",
+    benchmark:
+        f"{RESULTS}/{{dataset}}/{{model}}/seed-{{seed}}/{{fold}}/evaluate.benchmark.tsv"
+
+
+# Simulated data: the noise-free BOLD scored as a prediction of the measured BOLD, once per fold
+# (the summary's ceiling row, ROI r and map).
+rule ceiling:
+    input:
+        features=lambda w: features_of(w.dataset, fold_of(w).tests),
+    output:
+        metrics=f"{RESULTS}/{{dataset}}/ceiling/{{fold}}/ceiling.json",
+        maps=f"{RESULTS}/{{dataset}}/ceiling/{{fold}}/ceiling_voxel_corr.nii.gz",
+    params:
+        code=code("ceiling"),
+        test_dirs=lambda w: " ".join(f"{FEATURES}/{w.dataset}/{s}" for s in fold_of(w).tests),
+        expect=lambda w: preprocess_settings(w.dataset),
+        context=config["features"]["context"],
+    log:
+        f"{RESULTS}/logs/{{dataset}}/ceiling/{{fold}}.log",
+    benchmark:
+        f"{RESULTS}/{{dataset}}/ceiling/{{fold}}/ceiling.benchmark.tsv"
+    conda:
+        ENV
+    shell:
+        "eeg2fmri ceiling --test-features {params.test_dirs} --fold {wildcards.fold}"
+        " --context {params.context} --out {output.metrics} --maps {output.maps}"
+        " --expect-features {params.expect:q} > {log} 2>&1"

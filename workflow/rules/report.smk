@@ -7,6 +7,7 @@ rule aggregate:
     input:
         metrics=fold_metrics,
         maps=fold_maps,
+        ceiling=fold_ceilings,
     output:
         table=report(f"{RESULTS}/{{dataset}}/summary/summary.md",
                      caption="../report/summary.rst", category="{dataset}", labels={"figure": "table"}),
@@ -37,10 +38,14 @@ rule aggregate:
         code=code("aggregate"),
         features=lambda w: f"{FEATURES}/{w.dataset}",
         specs=json.dumps({m: train_spec(config, m) for m in config["models"]}, sort_keys=True),
+        seeds=json.dumps(SEEDS or []),
     log:
         f"{RESULTS}/logs/{{dataset}}/aggregate.log",
+    benchmark:
+        f"{RESULTS}/{{dataset}}/summary/aggregate.benchmark.tsv"
     conda:
         ENV
     shell:
         "eeg2fmri aggregate --metrics {input.metrics} --features {params.features}"
-        " --out $(dirname {output.table}) --expect-specs {params.specs:q} --maps > {log} 2>&1"
+        " --out $(dirname {output.table}) --expect-specs {params.specs:q}"
+        " --expect-seeds {params.seeds:q} --ceiling {input.ceiling} --maps > {log} 2>&1"

@@ -5,7 +5,7 @@
 
 rule train:
     input:
-        features=lambda w: features_of(w.dataset, fold_of(w).subjects_for_training()),
+        features=training_inputs,
     output:
         model=f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/model.pt",
         log_csv=f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/train_log.csv",
@@ -34,3 +34,14 @@ rule train:
         " --expect-features {params.expect:q} --out $(dirname {output.model})"
         " --device {params.device} --threads {threads} --no-progress 2>&1"
         " | tee -a {log} | {{ grep --line-buffered ' epoch ' || true; }}"  # epochs on the terminal
+
+
+# With several seeds (config `seeds`): one job per model, fold and seed.
+use rule train as train_seeded with:
+    output:
+        model=f"{RESULTS}/{{dataset}}/{{model}}/seed-{{seed}}/{{fold}}/model.pt",
+        log_csv=f"{RESULTS}/{{dataset}}/{{model}}/seed-{{seed}}/{{fold}}/train_log.csv",
+    log:
+        f"{RESULTS}/logs/{{dataset}}/train/{{model}}/seed-{{seed}}/{{fold}}.log",
+    benchmark:
+        f"{RESULTS}/{{dataset}}/{{model}}/seed-{{seed}}/{{fold}}/train.benchmark.tsv"

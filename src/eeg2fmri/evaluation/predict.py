@@ -16,7 +16,7 @@ from eeg2fmri.evaluation import metrics
 from eeg2fmri.evaluation.sequence import evaluate_tasks
 from eeg2fmri.io import save_nifti, write_json
 from eeg2fmri.made_with import refuse_if_differs
-from eeg2fmri.pairs import EEGNorm, PairDataset
+from eeg2fmri.pairs import EEGNorm, Frames, PairDataset
 from eeg2fmri.preprocess.fmri import from_volumes
 from eeg2fmri.provenance import provenance
 from eeg2fmri.record import load_model
@@ -81,25 +81,18 @@ def evaluate_fold(model_path: Path, test_dirs: list[Path], metrics_path: Path, p
     result = metrics.compute(pred, targets, mask, groups=data.run)
     if tasks:
         result["tasks"] = tasks
-    if all(t.clean is not None for t in tests):  # the ceiling: noise-free truth vs noisy truth
-        result["ceiling"] = metrics.compute(data.targets("clean"), targets, mask,
-                                            groups=data.run)["mean"]
     if all(t.rois is not None for t in tests):  # ROI-mean time series, per region
         names, labels = tests[0].meta["rois"], tests[0].rois
         # lists of [region, r]: the regions' order survives JSON's sorted keys
         result["roi_r"] = list(metrics.roi_correlations(pred, targets, labels, mask, names,
                                                         data.run).items())
-        if "ceiling" in result:
-            result["ceiling_roi_r"] = list(metrics.roi_correlations(
-                data.targets("clean"), targets, labels, mask, names, data.run).items())
     test = tests[0]
     tr = float(test.meta["tr"])
     save_nifti(pred_path, from_volumes(pred), np.asarray(test.meta["affine"]), tr)
-    if maps_path is not None:  # voxel corr. map; on simulated data the ceiling's second
-        maps = [metrics.voxel_corr_map(pred, targets, mask, data.run)]
-        if all(t.clean is not None for t in tests):
-            maps.append(metrics.voxel_corr_map(data.targets("clean"), targets, mask, data.run))
-        save_nifti(maps_path, from_volumes(np.array(maps)), np.asarray(test.meta["affine"]))
+    if maps_path is not None:  # the voxel corr. map
+        save_nifti(maps_path, from_volumes(metrics.voxel_corr_map(pred, targets, mask,
+                                                                  data.run)[None]),
+                   np.asarray(test.meta["affine"]))
     result.update({
         "model": record["spec"]["name"], "arch": record["arch"], "fold": record["fold"]["name"],
         "test_subject": "+".join(t.subject for t in tests),
@@ -112,4 +105,34 @@ def evaluate_fold(model_path: Path, test_dirs: list[Path], metrics_path: Path, p
     if sampling := model.sampling_info():  # generative models: how predictions were sampled
         result["sampling"] = sampling
     write_json(metrics_path, result)
+    return result
+
+
+def evaluate_ceiling(test_dirs: list[Path], fold: str, context: int, out_path: Path,
+                     maps_path: Path, *, features_settings: dict[str, Any] | None = None
+                     ) -> dict[str, Any]:
+    """Simulated data: the noise-free BOLD scored as a prediction of the measured BOLD, once
+    per fold, on the volumes every model is scored on (those with a full EEG context): its
+    metrics, ROI r and voxel corr. map, the bound of what the EEG can explain."""
+    t0 = time.time()
+    tests = [SubjectFeatures.open(d) for d in test_dirs]
+    check_settings(tests, features_settings)
+    if any(t.clean is None for t in tests):
+        raise InputError(test_dirs[0], "has no noise-free BOLD (clean.npy): the ceiling exists "
+                                       "for simulated data only")
+    mask = np.logical_or.reduce([t.mask for t in tests])
+    data = Frames(tests, context, None)
+    clean, targets = data.targets("clean"), data.targets()
+    result: dict[str, Any] = {"fold": fold, "test_subject": "+".join(t.subject for t in tests),
+                              "test_subjects": [t.subject for t in tests],
+                              "n_volumes": int(len(targets))}
+    result["mean"] = metrics.compute(clean, targets, mask, groups=data.run)["mean"]
+    if all(t.rois is not None for t in tests):
+        result["roi_r"] = list(metrics.roi_correlations(
+            clean, targets, tests[0].rois, mask, tests[0].meta["rois"], data.run).items())
+    save_nifti(maps_path, from_volumes(metrics.voxel_corr_map(clean, targets, mask,
+                                                              data.run)[None]),
+               np.asarray(tests[0].meta["affine"]))
+    result["eval_wall_s"] = time.time() - t0
+    write_json(out_path, result)
     return result

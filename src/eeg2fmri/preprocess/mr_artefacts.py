@@ -10,9 +10,10 @@ synthesis) and their correction, stages of the ingestion path (`preprocess.inges
   recording's rate, before decimation, volume block by volume block (the result does not
   depend on the blocks).
 - **Ballistocardiogram** (locked to each heartbeat, tens of microvolts): R-peaks from the ECG
-  channel with MNE's QRS detector, then for each beat the average of its `beats` neighbouring
-  beats' epochs is subtracted (average artefact subtraction; optionally an optimal basis set,
-  `obs`), after decimation.
+  channel with MNE's QRS detector, then for each beat its neighbouring beats' epochs, each
+  levelled on the stretch before the pulse arrives, give the template: their mean fitted to the
+  beat with their first `obs` principal components (an optimal basis set, Niazy et al. 2005;
+  `obs: 0` subtracts the plain average), after decimation.
 
 Detection measures per run: `gradient_db`, the power at the volume-frequency harmonics (slice
 harmonics are among them) against the spectrum between them, in dB (clean EEG: a few dB); and
@@ -130,7 +131,8 @@ def heartbeats(ecg: np.ndarray, fs: float) -> np.ndarray:
     return np.asarray(beats, dtype=np.int64)
 
 
-BCG_EPOCH_S = (0.05, 0.75)  # after the R-peak
+BCG_EPOCH_S = (-0.1, 0.75)  # around the R-peak: the pulse reaches the head ~0.15 s after it
+BCG_BASELINE_S = 0.15  # each epoch's first 0.15 s (-0.1..0.05 s): its level without the BCG
 
 
 def bcg_index(data: np.ndarray, beats: np.ndarray, fs: float) -> float:
@@ -240,16 +242,18 @@ class GradientAAS:
 
 
 class BCGSubtraction:
-    """Ballistocardiogram subtraction on heartbeat epochs (0.05-0.75 s after the R-peak): for
-    each beat, the average of its `beats` neighbouring beats' epochs is subtracted (AAS); with
-    `components`, its projection on their mean and first principal components instead (an
-    optimal basis set: follows each beat's amplitude, but also takes some slow EEG)."""
+    """Ballistocardiogram subtraction on heartbeat epochs (-0.1..0.75 s around the R-peak, each
+    levelled on its first 0.15 s): for each beat, the average of its `beats` neighbouring beats'
+    epochs is subtracted (AAS); with `components`, its projection on their mean and first
+    principal components instead (an optimal basis set: follows each beat's amplitude, but
+    more components take some EEG too)."""
 
     def __init__(self, read: Any, n_samples: int, beats: np.ndarray, fs: float,
                  n_beats: int = 21, components: int = 3):
         self.read, self.window = read, int(n_beats)
         self.components = int(components)
         self.a, self.b = (int(round(s * fs)) for s in BCG_EPOCH_S)
+        self.baseline = max(int(round(BCG_BASELINE_S * fs)), 1)
         beats = np.asarray(beats, dtype=np.int64)
         self.beats = beats[(beats + self.a >= 0) & (beats + self.b <= n_samples)]
 
@@ -264,7 +268,10 @@ class BCGSubtraction:
         x = self.read(channels, first, last)
         epochs = np.stack([x[:, t + self.a - first:t + self.b - first]
                            for t in self.beats[lo:hi]])
-        epochs -= epochs.mean(-1, keepdims=True)
+        # each epoch's level from before the pulse arrives: the EEG's offset and drift leave the
+        # template, the BCG's own mean stays in it (an epoch mean would take it out, leaving a
+        # step of that size at every epoch's edges)
+        epochs -= epochs[..., :self.baseline].mean(-1, keepdims=True)
         for i, (a, b) in spans.items():
             if self.components:  # an optimal basis set, fitted to this beat
                 others = np.delete(epochs[a - lo:b - lo], int(i) - a, axis=0)  # not its own EEG

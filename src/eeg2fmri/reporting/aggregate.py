@@ -1,16 +1,21 @@
 """Per-fold metrics -> tables: mean +- std across folds per model, paired per-fold
 differences against the mean-volume baseline (Wilcoxon signed-rank test), and, for sequence
-models, a table per task beside linear interpolation of the known frames."""
+models, a table per task beside linear interpolation of the known frames. With several seeds
+(config `seeds`) each fold's replicates are averaged first: every table is over seed-averaged
+folds, with the seed SD (within fold, averaged over folds) beside the fold SD. A model selected
+on its test subject (the papers' protocol) carries the mark in its name everywhere."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from eeg2fmri.config import TEST_SELECTED, display_name
 from eeg2fmri.evaluation.metrics import ALL
 from eeg2fmri.io import write_text
 from eeg2fmri.made_with import refuse_if_differs
@@ -20,40 +25,82 @@ BASELINE = "mean_volume"
 CEILING = "ceiling (noise-free truth)"
 
 
-def check_specs(metric_paths: list[Path], specs: dict[str, dict]) -> None:
-    """Each fold's metrics come from a model trained with the spec this run's config gives it
-    (a metrics file left by another experiment sharing results_root is refused, naming it)."""
+def check_specs(metric_paths: list[Path], specs: dict[str, dict],
+                seeds: list[int] | None = None) -> None:
+    """Each fold's metrics come from a model trained with the spec this run's config gives it,
+    with one of its `seeds` where several are run (a metrics file left by another experiment
+    sharing results_root is refused, naming it)."""
     for p in metric_paths:
         m = json.loads(Path(p).read_text())
         if m.get("model") in specs:
-            refuse_if_differs(p, "the fold's metrics", m.get("spec"), specs[m["model"]],
+            expected = specs[m["model"]]
+            seed = run_seed(m)
+            if seeds and seed in seeds:
+                expected = {**expected, "training": {**expected["training"], "seed": seed}}
+            refuse_if_differs(p, "the fold's metrics", m.get("spec"), expected,
                               "They belong to another experiment sharing results_root, or to "
                               "an earlier config: rerun it (snakemake --forcerun train)",
                               prefix="spec")
 
 
-def per_fold_table(metric_paths: list[Path]) -> pd.DataFrame:
-    rows, ceiling = [], []
+def run_seed(m: dict) -> int | None:
+    """The training seed of one fold's metrics."""
+    return (m.get("spec") or {}).get("training", {}).get("seed")
+
+
+def label(m: dict) -> str:
+    """The model's name as tables and figures show it (a test-selected one marked)."""
+    return display_name(m["spec"]) if m.get("spec") else m["model"]
+
+
+def run_table(metric_paths: list[Path], ceiling_paths: Sequence[Path] = ()) -> pd.DataFrame:
+    """One row per metrics file (model, fold, seed), then the ceiling (simulated data: each
+    fold's `ceiling.json`, `eeg2fmri ceiling`)."""
+    rows = []
     for p in metric_paths:
         m = json.loads(Path(p).read_text())
-        base = {"model": m["model"], "fold": m["fold"], "test_subject": m["test_subject"]}
-        rows.append({**base, **m["mean"], "epochs": m["train"].get("epochs_run"),
+        rows.append({"model": label(m), "fold": m["fold"], "test_subject": m["test_subject"],
+                     "seed": run_seed(m), **m["mean"],
+                     "epochs": m["train"].get("epochs_run"),
                      "params": m["train"].get("n_parameters"),
                      "train_s": m["train"].get("wall_s")})
-        if m.get("ceiling"):
-            ceiling.append({**base, **m["ceiling"], "model": CEILING})
-    df = pd.DataFrame(rows + ceiling)  # the ceiling (simulated data only) goes last
-    return df.drop_duplicates(subset=["model", "fold"]).reset_index(drop=True)
+    for p in ceiling_paths:
+        c = json.loads(Path(p).read_text())
+        rows.append({"model": CEILING, "fold": c["fold"], "test_subject": c["test_subject"],
+                     **c["mean"]})
+    return pd.DataFrame(rows).drop_duplicates(subset=["model", "fold", "seed"]
+                                              ).reset_index(drop=True)
+
+
+def per_fold_table(metric_paths: list[Path], ceiling_paths: Sequence[Path] = ()
+                   ) -> pd.DataFrame:
+    """One row per (model, fold): the mean over its seeds (an undefined seed makes the fold
+    undefined), with `seeds` and each metric's SD over seeds (`<metric>_seed_std`)."""
+    runs = run_table(metric_paths, ceiling_paths)
+    g = runs.groupby(["model", "fold"], sort=False, dropna=False)
+    out = g[["test_subject", "params"]].first()
+    out["seeds"] = g.size()
+    for k in ALL:
+        out[k] = g[k].apply(lambda s: s.mean(skipna=False))
+        out[f"{k}_seed_std"] = g[k].apply(lambda s: s.std(ddof=1, skipna=False))
+    for k in ("epochs", "train_s"):
+        out[k] = g[k].mean()
+    return out.reset_index()
 
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     order = list(dict.fromkeys(df["model"]))
     g = df.groupby("model", sort=False)
     out = pd.DataFrame({"folds": g.size()})
+    replicated = "seeds" in df and df["seeds"].max() > 1
+    if replicated:
+        out["seeds"] = g["seeds"].max()
     for k in ALL:  # an undefined (NaN) fold is counted, never averaged away
         out[f"{k}_mean"] = g[k].apply(lambda s: s.mean(skipna=False))
         out[f"{k}_std"] = g[k].apply(lambda s: s.std(ddof=1, skipna=False))
         out[f"{k}_undefined"] = g[k].apply(lambda s: int(s.isna().sum()))
+        if replicated:  # the seed-to-seed spread within a fold, averaged over folds
+            out[f"{k}_seed_std"] = g[f"{k}_seed_std"].mean()
     out["params"] = g["params"].first()
     return out.loc[order]
 
@@ -84,14 +131,20 @@ def markdown_summary(summary: pd.DataFrame) -> str:
             "voxel_corr": "voxel corr."}
     table = pd.DataFrame(index=summary.index)
     table["folds"] = summary["folds"]
-    for k, label in cols.items():
+    if "seeds" in summary:
+        table["seeds"] = summary["seeds"].fillna(1).astype(int)
+    for k, name in cols.items():
         digits = 2 if k == "psnr" else 3
-        table[label] = [
+        table[name] = [
             f"undefined in {u} of {n} folds" if u else
             f"{m:.{digits}f} ± {s:.{digits}f}" if np.isfinite(s) else f"{m:.{digits}f} (1 fold)"
             for m, s, u, n in zip(summary[f"{k}_mean"], summary[f"{k}_std"],
                                   summary[f"{k}_undefined"], summary["folds"], strict=True)]
-    return table.to_markdown()
+    for k in ("ssim", "voxel_corr"):  # the spread over seeds beside the spread over folds
+        if f"{k}_seed_std" in summary:
+            table[f"{cols[k]} seed SD"] = [f"{s:.{3}f}" if np.isfinite(s) else ""
+                                           for s in summary[f"{k}_seed_std"]]
+    return table.to_markdown(disable_numparse=True)
 
 
 INTERP = "linear interpolation"
@@ -107,14 +160,19 @@ def task_fold_table(metric_paths: list[Path]) -> pd.DataFrame:
         for task, entry in m.get("tasks", {}).items():
             base = {"task": task, "fold": m["fold"], "n_known": entry["n_known"],
                     "n_unknown": entry["n_unknown"]}
-            rows.append({**base, "method": m["model"], **entry["model"]})
+            rows.append({**base, "method": label(m), "seed": run_seed(m), **entry["model"]})
             if "linear_interp" in entry:
-                rows.append({**base, "method": INTERP, **entry["linear_interp"]})
+                rows.append({**base, "method": INTERP, "seed": None, **entry["linear_interp"]})
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=["task", "method", "fold", "n_known", "n_unknown",
                                      *TASK_METRICS])
-    return df.drop_duplicates(subset=["task", "method", "fold"]).reset_index(drop=True)
+    df = df.drop_duplicates(subset=["task", "method", "fold", "seed"])
+    g = df.groupby(["task", "method", "fold"], sort=False)  # the mean over seeds
+    out = g[["n_known", "n_unknown"]].first()
+    for k in TASK_METRICS:
+        out[k] = g[k].apply(lambda s: s.mean(skipna=False))
+    return out.reset_index()
 
 
 def task_summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -155,18 +213,20 @@ def markdown_tasks(summary: pd.DataFrame) -> str:
     return table.to_markdown(index=False)
 
 
-def roi_table(metric_paths: list[Path]) -> pd.DataFrame:
+def roi_table(metric_paths: list[Path], ceiling_paths: Sequence[Path] = ()) -> pd.DataFrame:
     """Per model (the ceiling last) and region: Pearson r of the ROI-mean time series, mean and
-    std over folds (an undefined fold counted, never averaged away)."""
+    std over (seed-averaged) folds (an undefined fold counted, never averaged away)."""
     rows = []
-    for p in metric_paths:
+    for p in [*metric_paths, *ceiling_paths]:
         m = json.loads(Path(p).read_text())
-        for model, key in ((m["model"], "roi_r"), (CEILING, "ceiling_roi_r")):
-            rows += [{"model": model, "fold": m["fold"], "roi": roi, "r": r}
-                     for roi, r in (m.get(key) or [])]
+        model, seed = (label(m), run_seed(m)) if "model" in m else (CEILING, None)
+        rows += [{"model": model, "fold": m["fold"], "seed": seed, "roi": roi, "r": r}
+                 for roi, r in (m.get("roi_r") or [])]
     if not rows:
         return pd.DataFrame(columns=["model", "roi", "folds", "r_mean", "r_std", "undefined"])
-    df = pd.DataFrame(rows).drop_duplicates(subset=["model", "fold", "roi"])
+    df = pd.DataFrame(rows).drop_duplicates(subset=["model", "fold", "seed", "roi"])
+    df = (df.groupby(["model", "fold", "roi"], sort=False)["r"]
+          .apply(lambda s: s.mean(skipna=False)).reset_index())
     g = df.groupby(["model", "roi"], sort=False)["r"]
     out = pd.DataFrame({"folds": g.size(), "r_mean": g.apply(lambda s: s.mean(skipna=False)),
                         "r_std": g.apply(lambda s: s.std(ddof=1, skipna=False)),
@@ -186,27 +246,38 @@ def markdown_rois(table: pd.DataFrame) -> str:
     return wide.to_markdown()
 
 
-def aggregate(metric_paths: list[Path], out_dir: Path, specs: dict[str, dict] | None = None
-              ) -> str:
-    check_specs(metric_paths, specs or {})
-    df = per_fold_table(metric_paths)
+def aggregate(metric_paths: list[Path], out_dir: Path, specs: dict[str, dict] | None = None,
+              seeds: list[int] | None = None, ceiling_paths: Sequence[Path] = ()) -> str:
+    check_specs(metric_paths, specs or {}, seeds)
+    df = per_fold_table(metric_paths, ceiling_paths)
     summary = summary_table(df)
-    paired = paired_table(df)
+    paired = paired_table(df)  # on seed-averaged folds
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text(out_dir / "per_fold.csv", df.to_csv(index=False))
+    write_text(out_dir / "per_fold.csv",
+               run_table(metric_paths, ceiling_paths).to_csv(index=False))
     write_text(out_dir / "summary.csv", summary.to_csv())
     write_text(out_dir / "paired_vs_baseline.csv", paired.to_csv(index=False))
     tasks = task_fold_table(metric_paths)
     write_text(out_dir / "tasks.csv", tasks.to_csv(index=False))
-    md = "## Mean ± std across folds\n\n" + markdown_summary(summary) + "\n"
+    replicated = "seeds" in summary
+    md = ("## Mean ± std across folds" + (" (each fold the mean over its seeds; seed SD: the "
+                                          "SD over seeds within a fold, averaged over folds)"
+                                          if replicated else "")
+          + "\n\n" + markdown_summary(summary) + "\n")
+    if any(TEST_SELECTED in m for m in summary.index):
+        md += (f"\nRows marked *{TEST_SELECTED}* keep the epoch that scored best on the test "
+               "subject, as the papers' code does (`selection: test`): they measure how much "
+               "that protocol inflates a result, and are not estimates of performance on new "
+               "subjects.\n")
     if not paired.empty:
         show = paired[paired["metric"].isin(["ssim", "voxel_corr"])]
-        md += (f"\n## Paired per-fold differences against `{BASELINE}`\n\n"
+        md += (f"\n## Paired per-fold differences against `{BASELINE}`"
+               + (" (seed-averaged folds)" if replicated else "") + "\n\n"
                + show.to_markdown(index=False, floatfmt=".4g") + "\n")
     if not tasks.empty:
         md += ("\n## Sequence tasks (scored on unknown frames only; known frames as measured)\n\n"
                + markdown_tasks(task_summary(tasks)) + "\n")
-    rois = roi_table(metric_paths)
+    rois = roi_table(metric_paths, ceiling_paths)
     write_text(out_dir / "roi.csv", rois.to_csv(index=False))
     if not rois.empty:
         md += ("\n## ROI time series (Pearson r of the ROI-mean BOLD, within runs; mean ± std "

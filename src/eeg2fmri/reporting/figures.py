@@ -5,6 +5,7 @@ task."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -17,7 +18,13 @@ import pandas as pd  # noqa: E402
 
 from eeg2fmri.io import atomic_path  # noqa: E402
 from eeg2fmri.preprocess.fmri import to_volumes  # noqa: E402
-from eeg2fmri.reporting.aggregate import CEILING, per_fold_table, roi_table  # noqa: E402
+from eeg2fmri.reporting.aggregate import (  # noqa: E402
+    CEILING,
+    label,
+    per_fold_table,
+    roi_table,
+    run_seed,
+)
 from eeg2fmri.sequences import TASKS  # noqa: E402
 
 
@@ -27,11 +34,22 @@ def _save(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
+def first_fold(metric_paths: list[Path]) -> list[tuple[dict, Path]]:
+    """The first fold's metrics and paths, one per model: with several seeds, its first seed's."""
+    runs = [(json.loads(Path(p).read_text()), Path(p)) for p in metric_paths]
+    fold = sorted({m["fold"] for m, _ in runs})[0]
+    chosen: dict[str, tuple[dict, Path]] = {}
+    for m, p in sorted((r for r in runs if r[0]["fold"] == fold),
+                       key=lambda r: run_seed(r[0]) or 0):
+        chosen.setdefault(label(m), (m, p))
+    order = list(dict.fromkeys(label(m) for m, _ in runs))
+    return [chosen[name] for name in order if name in chosen]
+
+
 def montage(metric_paths: list[Path], features: Path, path: Path, n_slices: int = 5) -> None:
     """Same test volume of the first fold: the truth, then every model's prediction."""
-    runs = [(json.loads(p.read_text()), p) for p in metric_paths]
-    fold = sorted({m["fold"] for m, _ in runs})[0]
-    runs = [(m, p) for m, p in runs if m["fold"] == fold]
+    runs = first_fold(metric_paths)
+    fold = runs[0][0]["fold"]
     m0 = runs[0][0]
     idx = m0["n_volumes"] // 2
     subject, t = m0["pairs"][idx]
@@ -39,7 +57,7 @@ def montage(metric_paths: list[Path], features: Path, path: Path, n_slices: int 
     rows = [("truth", np.asarray(truth[t]))]
     for m, p in runs:
         pred = nib.load(p.parent / "predictions.nii.gz").dataobj[..., idx]
-        rows.append((m["model"], to_volumes(np.asarray(pred))))
+        rows.append((label(m), to_volumes(np.asarray(pred))))
     depth = rows[0][1].shape[0]
     zs = np.linspace(depth * 0.2, depth * 0.8, n_slices).round().astype(int)
     fig, axes = plt.subplots(len(rows), n_slices, figsize=(1.6 * n_slices, 1.5 * len(rows)),
@@ -65,9 +83,8 @@ def timecourses(metric_paths: list[Path], features: Path, path: Path) -> None:
     each model's, each as z-scores (its own mean and SD), with that voxel's correlation. What
     voxel corr. measures, seen: a model that uses the EEG follows the measured fluctuations, a
     control does not (a constant prediction is a flat line)."""
-    runs = [(json.loads(p.read_text()), p) for p in metric_paths]
-    fold = sorted({m["fold"] for m, _ in runs})[0]
-    runs = [(m, p) for m, p in runs if m["fold"] == fold]
+    runs = first_fold(metric_paths)
+    fold = runs[0][0]["fold"]
     pairs = runs[0][0]["pairs"]
     subject = pairs[0][0]
     rows = [i for i, (s, _) in enumerate(pairs) if s == subject]
@@ -93,7 +110,7 @@ def timecourses(metric_paths: list[Path], features: Path, path: Path) -> None:
         r = float(np.mean(measured * model)) if sd > 0 else 0.0
         ax.plot(t, measured, color="k", lw=1, label="measured")
         ax.plot(t, model, color="C3", lw=1, label="predicted")
-        ax.set_ylabel(m["model"], fontsize=7, rotation=0, ha="right", va="center")
+        ax.set_ylabel(label(m), fontsize=7, rotation=0, ha="right", va="center")
         ax.text(1.01, 0.5, f"r = {r:.2f}", transform=ax.transAxes, fontsize=8, va="center")
         ax.set_yticks([])
         ax.grid(alpha=0.3)
@@ -108,7 +125,7 @@ def metric_strips(df: pd.DataFrame, path: Path) -> None:
     keys = [("ssim", "SSIM (2-D)"), ("psnr", "PSNR (dB)"), ("voxel_corr", "voxel corr.")]
     models = list(dict.fromkeys(df["model"]))
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4))
-    for ax, (k, label) in zip(axes, keys, strict=True):
+    for ax, (k, title) in zip(axes, keys, strict=True):
         data = [df.loc[df["model"] == m, k].dropna().to_numpy() for m in models]
         pos = np.arange(len(models))
         ok = [i for i, d in enumerate(data) if len(d) > 1 and np.ptp(d) > 0]
@@ -119,7 +136,7 @@ def metric_strips(df: pd.DataFrame, path: Path) -> None:
             ax.scatter(i + jitter, d, s=12, color="k", zorder=3)
         ax.set_xticks(pos, [m if m != CEILING else "ceiling" for m in models], rotation=30,
                       ha="right", fontsize=8)
-        ax.set_title(label, fontsize=9)
+        ax.set_title(title, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("Per-fold metrics of every model (one point per test subject)", fontsize=10,
                  fontweight="bold", y=1.04)
@@ -135,7 +152,7 @@ def training_curves(metric_paths: list[Path], path: Path) -> None:
     fixed: dict[str, list[float]] = {}
     for p in sorted(metric_paths):
         log = p.parent / "train_log.csv"
-        model = json.loads(p.read_text())["model"]
+        model = label(json.loads(p.read_text()))
         if not log.is_file():
             continue
         df = pd.read_csv(log)
@@ -165,12 +182,11 @@ def task_timecourses(metric_paths: list[Path], path: Path) -> None:
     """Sequence models, first fold: per task, the most variable voxel's time course in the test
     run (truth, known frames, linear interpolation, each sequence model). Nothing without a
     sequence model."""
-    runs = [json.loads(p.read_text()) for p in metric_paths]
-    runs = [m for m in runs if m.get("tasks")]
-    if not runs:
+    with_tasks = [p for p in metric_paths if json.loads(Path(p).read_text()).get("tasks")]
+    if not with_tasks:
         return
-    fold = sorted(m["fold"] for m in runs)[0]
-    runs = [m for m in runs if m["fold"] == fold]
+    runs = [m for m, _ in first_fold(with_tasks)]
+    fold = runs[0]["fold"]
     tasks = [t for t in TASKS if t in runs[0]["tasks"]]
     fig, axes = plt.subplots(len(tasks), 1, figsize=(8, 2.5 * len(tasks)), squeeze=False)
     fig.subplots_adjust(hspace=0.5)
@@ -186,7 +202,7 @@ def task_timecourses(metric_paths: list[Path], path: Path) -> None:
         for i, m in enumerate(runs):
             if task in m["tasks"]:
                 ax.plot(t, m["tasks"][task]["timecourse"]["model"], color=f"C{i}", lw=1,
-                        label=m["model"])
+                        label=label(m))
         ax.set_title(f"{task}: {fold}, voxel {tc['voxel']} (most variable)", fontsize=9)
         ax.set_ylabel("BOLD (scaled)", fontsize=8)
         ax.grid(alpha=0.3)
@@ -195,9 +211,10 @@ def task_timecourses(metric_paths: list[Path], path: Path) -> None:
     _save(fig, path)
 
 
-def roi_figure(metric_paths: list[Path], path: Path) -> None:
+def roi_figure(metric_paths: list[Path], path: Path, ceiling_paths: Sequence[Path] = ()
+               ) -> None:
     """Per region, each model's ROI time-series r (mean over folds, bars; folds as dots)."""
-    table = roi_table(metric_paths)
+    table = roi_table(metric_paths, ceiling_paths)
     fig, ax = plt.subplots(figsize=(8, 3.2), layout="constrained")
     if table.empty:
         ax.text(0.5, 0.5, "no regions of interest declared for this dataset\n"
@@ -220,11 +237,12 @@ def roi_figure(metric_paths: list[Path], path: Path) -> None:
     _save(fig, path)
 
 
-def make_figures(metric_paths: list[Path], features: Path, out_dir: Path) -> None:
+def make_figures(metric_paths: list[Path], features: Path, out_dir: Path,
+                 ceiling_paths: Sequence[Path] = ()) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    roi_figure(metric_paths, out_dir / "roi.png")
+    roi_figure(metric_paths, out_dir / "roi.png", ceiling_paths)
     montage(metric_paths, features, out_dir / "montage.png")
     timecourses(metric_paths, features, out_dir / "timecourse.png")
-    metric_strips(per_fold_table(metric_paths), out_dir / "metrics.png")
+    metric_strips(per_fold_table(metric_paths, ceiling_paths), out_dir / "metrics.png")
     training_curves(metric_paths, out_dir / "curves.png")
     task_timecourses(metric_paths, out_dir / "tasks.png")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -18,35 +19,36 @@ import numpy as np  # noqa: E402
 
 from eeg2fmri.io import atomic_path, save_nifti  # noqa: E402
 from eeg2fmri.preprocess.fmri import from_volumes  # noqa: E402
+from eeg2fmri.reporting.aggregate import CEILING, label  # noqa: E402
 
-CEILING = "ceiling (noise-free truth)"
 
-
-def fold_maps(metric_paths: list[Path]) -> dict[str, list[np.ndarray]]:
-    """model -> its folds' maps [X, Y, Z] (the ceiling's under CEILING), and the affine."""
+def fold_maps(metric_paths: list[Path], ceiling_paths: Sequence[Path] = ()
+              ) -> tuple[dict[str, list[np.ndarray]], np.ndarray]:
+    """model (as tables name it) -> its folds' (and seeds') maps [X, Y, Z], the ceiling's
+    (`ceiling_voxel_corr.nii.gz` beside each ceiling.json) under CEILING; and the affine."""
     maps: dict[str, list[np.ndarray]] = {}
-    for p in metric_paths:
-        model = json.loads(Path(p).read_text())["model"]
-        img = nib.load(Path(p).with_name("voxel_corr.nii.gz"))
+    files = [(label(json.loads(Path(p).read_text())), Path(p).with_name("voxel_corr.nii.gz"))
+             for p in metric_paths]
+    files += [(CEILING, Path(p).with_name("ceiling_voxel_corr.nii.gz")) for p in ceiling_paths]
+    affine = None
+    for model, path in files:
+        img = nib.load(path)
         data = np.asarray(img.dataobj, dtype=np.float64)
-        data = data if data.ndim == 4 else data[..., None]
-        maps.setdefault(model, []).append(data[..., 0])
-        if data.shape[-1] > 1:
-            maps.setdefault(CEILING, []).append(data[..., 1])
-        maps.setdefault("__affine__", [img.affine])
-    return maps
+        maps.setdefault(model, []).append(data if data.ndim == 3 else data[..., 0])
+        affine = img.affine if affine is None else affine
+    return maps, affine
 
 
-def voxel_maps(metric_paths: list[Path], features: Path, out_dir: Path) -> list[Path]:
+def voxel_maps(metric_paths: list[Path], features: Path, out_dir: Path,
+               ceiling_paths: Sequence[Path] = ()) -> list[Path]:
     """Write `voxel_corr_<model>.nii.gz` (mean over folds) and `voxel_corr_maps.png`."""
-    maps = fold_maps([Path(p) for p in metric_paths])
-    affine = maps.pop("__affine__")[0]
+    maps, affine = fold_maps([Path(p) for p in metric_paths], ceiling_paths)
     means, written = {}, []
     for model, folds in maps.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # voxels NaN in every fold
             means[model] = np.nanmean(np.array(folds), axis=0)
-        name = "ceiling" if model == CEILING else model
+        name = "ceiling" if model == CEILING else model.split(" ")[0]
         path = out_dir / f"voxel_corr_{name}.nii.gz"
         save_nifti(path, means[model], affine)
         written.append(path)

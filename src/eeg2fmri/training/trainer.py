@@ -32,14 +32,21 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
                progress: bool = True, features_settings: dict[str, Any] | None = None
                ) -> dict[str, Any] | None:
     """Fit normalisation and model on the fold's training subjects, select on its validation
-    subject, and write `model.pt` + `train_log.csv`. The test subject is never opened. Every
-    store must have been made with `features_settings` (this run's preprocessing config) where
-    given, and all with the same settings."""
+    subject, and write `model.pt` + `train_log.csv`. The test subject is never opened, unless
+    the spec asks for the papers' protocol (`selection: test`): then the epochs are selected on
+    the test subject(s) instead (normalisation still sees training subjects only). Every store
+    must have been made with `features_settings` (this run's preprocessing config) where given,
+    and all with the same settings."""
     t0 = time.time()
     feats = spec["features"]
     cfg = config_mod.train_config(spec)
     train_subj = open_subjects(features_dir, fold.train)
-    val_subj = open_subjects(features_dir, [fold.val])
+    selected_on = list(fold.tests) if spec.get("selection") == "test" else [fold.val]
+    if selected_on != [fold.val]:
+        print(f"{spec['name']} {fold.name}: epochs selected on the test subject(s) "
+              f"{', '.join(selected_on)}, as the papers do ({config_mod.TEST_SELECTED})",
+              flush=True)
+    val_subj = open_subjects(features_dir, selected_on)
     check_settings(train_subj + val_subj, features_settings)
     check_same_eeg(train_subj + val_subj)
     norm = EEGNorm.fit(feats["eeg_norm"], train_subj)
@@ -66,7 +73,7 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
         model.prepare(torch.from_numpy(train.sample_volumes(1024)))
         train.release()
     dev = pick_device(device)
-    fp = config_mod.fingerprint({"spec": spec, "train": fold.train, "val": fold.val})
+    fp = config_mod.fingerprint({"spec": spec, "train": fold.train, "val": selected_on})
     summary = fit(model, train, val, cfg, checkpoint_dir=out_dir / "checkpoint",
                   log_path=out_dir / "train_log.csv", device=dev, fingerprint=fp,
                   stop_after_epoch=stop_after_epoch, progress=progress,
@@ -97,6 +104,7 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
         "features_settings": meta.get("settings", {}),
         "sequence": sequence.state() if sequence else None,
         "fold": {"name": fold.name, "tests": fold.tests, "val": fold.val, "train": fold.train},
+        "selected_on": selected_on,
         "summary": {"best_epoch": summary["best_epoch"], "epochs_run": summary["epochs_run"],
                     "best_val_loss": summary["best_val_loss"], "trust": summary.get("trust"),
                     "n_parameters": count_parameters(model), "n_train_pairs": len(train.index),
