@@ -66,7 +66,8 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path):
     ran = [j for j in slurm_jobs(cluster) if j.get("WorkDir") == str(tmp_path)]
     rules = [j.get("Comment", "") for j in ran]  # the plugin comments each job "rule_<name>..."
     # simulate, 3 preprocess, 6 train, 6 evaluate, 3 ceiling, aggregate
-    assert len(ran) == 1 + 3 + 6 + 6 + 3 + 1 and all(j["JobState"] == "COMPLETED" for j in ran), rules
+    assert len(ran) == 1 + 3 + 6 + 6 + 3 + 1, rules
+    assert all(j["JobState"] == "COMPLETED" for j in ran), rules
     train = [j for j in ran if j.get("Comment", "").startswith("rule_train")]
     # each training job asked for one GPU and its memory; Slurm handed it the (fake) GPU
     assert train and all("gpu" in j.get("TresPerNode", j.get("TresPerJob", ""))
