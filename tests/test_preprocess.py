@@ -243,3 +243,27 @@ def test_a_bold_run_without_fluctuations_is_refused(tiny_raw, tmp_path, make, me
     with pytest.raises(InputError, match=f"sub-01_task-rest_bold.nii.gz: .*{message}"):
         preprocess_subject(ds, root, "sub-01", tmp_path / "out", n_bins=30)
     assert not (tmp_path / "out").exists()
+
+
+def test_per_run_scaling_keeps_each_voxels_own_fluctuations(tiny_raw, tiny_features, tmp_path):
+    """bold_scaling: run divides a run by one range; per volume (the papers') every volume is
+    divided by its own, so the brightest voxel's fluctuations reach every region."""
+    from eeg2fmri.data.simulate import roi_atlas
+
+    ds = get_dataset("sim", {"simulation": asdict(TINY)})
+    meta = preprocess_subject(ds, tiny_raw, "sub-01", tmp_path / "run", n_bins=60,
+                              scaling="run")
+    assert meta["bold_scaling"] == "run"
+    run = np.load(tmp_path / "run" / "bold.npy")
+    clean = {k: np.load(d / "clean.npy") for k, d in (("run", tmp_path / "run"),
+                                                      ("volume", tiny_features / "sub-01"))}
+    raw = read_bold(tiny_raw / "sub-01/func/sub-01_task-rest_bold.nii.gz").data
+    raw = to_volumes(raw[..., meta["runs"][0]["first_volume"]:][..., :len(run)])
+    np.testing.assert_allclose(run, (raw - raw.min()) / (raw.max() - raw.min()), atol=1e-6)
+    labels, names = roi_atlas(TINY)
+    background = to_volumes(labels == len(names)) & np.load(tmp_path / "run" / "mask.npy")
+    assert background.sum() > 10
+    # no EEG-driven signal reaches the background: its noise-free BOLD is constant per run,
+    # unless each volume is scaled by its own range
+    assert clean["run"][:, background].std(0).max() < 1e-6
+    assert clean["volume"][:, background].std(0).max() > 1e-3

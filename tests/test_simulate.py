@@ -8,7 +8,7 @@ from scipy import signal
 from eeg2fmri.data.bold import read_bold
 from eeg2fmri.data.formats.base import match_markers
 from eeg2fmri.data.sim_settings import CHANNELS, SOURCES
-from eeg2fmri.data.simulate import SimConfig, footprints, hrf, simulate_subject
+from eeg2fmri.data.simulate import SimConfig, footprints, hrf, roi_atlas, simulate_subject
 
 from .conftest import TINY, read_eeg
 
@@ -64,3 +64,34 @@ def test_tree_looks_like_a_real_recording(tiny_raw):
     assert (tiny_raw / "derivatives" / "truth" / sub / "func"
             / f"{sub}_task-rest_desc-noiseless_bold.nii.gz").is_file()
     assert (tiny_raw / "dataset_description.json").is_file()
+
+
+def test_footprints_reach_zero_and_the_background_region_is_beyond_them():
+    sim = simulate_subject(TINY, 0)
+    fp = footprints(TINY, np.ones(TINY.grid, dtype=bool))
+    labels, names = roi_atlas(TINY)
+    assert names[-1] == "background" and len(names) == len(fp) + 1
+    background = labels == len(names)
+    assert (background & sim["mask"]).sum() > 10
+    assert (fp[:, background] == 0).all()  # tapered to exactly zero, not a Gaussian tail
+    assert np.ptp(sim["clean"][background & sim["mask"]], axis=-1).max() == 0
+    for k in range(len(fp)):  # each source's region: above half of its own peak
+        assert (fp[k][labels == k + 1] > 0.5).all()
+
+
+def test_a_tree_made_by_an_earlier_simulator_is_refused(tiny_raw, tmp_path):
+    import shutil
+
+    from eeg2fmri.data.sim_settings import check_simulated_tree
+    from eeg2fmri.errors import InputError
+
+    root = tmp_path / "sim"
+    shutil.copytree(tiny_raw, root)
+    path = root / "dataset_description.json"
+    desc = json.loads(path.read_text())
+    made = json.loads(desc["GeneratedBy"][0]["Description"])
+    del made["simulator_version"]  # as the simulator before version 2 wrote it
+    desc["GeneratedBy"][0]["Description"] = json.dumps(made)
+    path.write_text(json.dumps(desc))
+    with pytest.raises(InputError, match="simulator_version"):
+        check_simulated_tree(root, TINY)

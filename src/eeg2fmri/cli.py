@@ -73,7 +73,8 @@ def cmd_preprocess(a: argparse.Namespace) -> None:
     feats = cfg.get("features", {})
     n_bins = min(feats.get("n_bins", 249), ds.n_bins or 1 << 30)
     meta = preprocess_subject(ds, a.raw, a.subject, a.out, n_bins=n_bins,
-                              pairing=feats.get("pairing", "markers"), settings=cfg)
+                              pairing=feats.get("pairing", "markers"), settings=cfg,
+                              scaling=feats.get("bold_scaling", "volume"))
     print(f"{a.subject}: {meta['n_volumes']} volumes in {len(meta['runs'])} run(s), EEG "
           f"{meta['eeg_shape']}, first volume at EEG sample {meta['first_onset_sample']}")
 

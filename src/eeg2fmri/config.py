@@ -26,8 +26,9 @@ class TrainConfig:
     ssim_weight: float = 0.5  # loss = w * (1 - SSIM) + (1 - w) * MSE (papers: 0.5)
 
 
+# the schema's (a test keeps them equal)
 FEATURE_DEFAULTS = {"n_bins": 249, "context": 20, "eeg_norm": "log_standard",
-                    "pairing": "markers"}  # the schema's (a test keeps them equal)
+                    "pairing": "markers", "bold_scaling": "volume"}
 
 
 def arch_kind(arch: str) -> str:

@@ -103,7 +103,7 @@ def features_of(dataset_name, subject_ids):
 def preprocess_settings(name):
     """The config that preprocessing depends on (and nothing else, so training edits don't
     rerun it)."""
-    features = {k: config["features"][k] for k in ("n_bins", "pairing")}
+    features = {k: config["features"][k] for k in ("n_bins", "pairing", "bold_scaling")}
     extra = {"simulation": config["simulation"]} if name == "sim" else dataset_config(name)
     return json.dumps({**extra, "features": features}, sort_keys=True)
 

@@ -54,6 +54,17 @@ class SimConfig:
         return self.subjects or [f"sub-{i + 1:02d}" for i in range(self.n_subjects)]
 
 
+# Raised whenever the simulator makes other data from the same settings (2: footprints taper to
+# zero), so that a tree made by an earlier simulator is refused as made with other settings.
+SIMULATOR_VERSION = 2
+
+
+def recorded_settings(cfg: SimConfig) -> dict:
+    """What a simulated tree records of what made it (dataset_description.json)."""
+    return {**{k: v for k, v in asdict(cfg).items() if k != "subjects"},
+            "simulator_version": SIMULATOR_VERSION}
+
+
 def check_simulated_tree(root: str | Path, cfg: SimConfig) -> None:
     """Refuse a simulated tree made with other settings than `cfg` (its dataset_description.json
     records them): another experiment sharing the data_root, or a .snakemake/ that was lost."""
@@ -69,7 +80,7 @@ def check_simulated_tree(root: str | Path, cfg: SimConfig) -> None:
     except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
         raise InputError(path, f"does not record the simulation's settings ({e}); rerun the "
                                "simulation (snakemake --forcerun simulate)") from None
-    expected = {k: v for k, v in asdict(cfg).items() if k != "subjects"}
+    expected = recorded_settings(cfg)
     refuse_if_differs(path, f"the simulated tree under {Path(root)}", made, expected,
                       "It belongs to another experiment sharing data_root (or to an earlier "
                       "config): give this experiment a data_root of its own, or simulate anew "

@@ -15,7 +15,6 @@ BOLD with a proper affine and the TR in the header and JSON sidecar.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import mne
@@ -24,7 +23,7 @@ import pybv
 from scipy import ndimage, stats
 
 from eeg2fmri.data.scanner import scanner_recording
-from eeg2fmri.data.sim_settings import CHANNELS, SOURCES, TASK, SimConfig
+from eeg2fmri.data.sim_settings import CHANNELS, SOURCES, TASK, SimConfig, recorded_settings
 from eeg2fmri.io import atomic_files, save_nifti, save_npz, write_json, write_text
 
 SIGMA_TISSUE = 0.33  # S/m, conductivity of the infinite homogeneous medium of the lead field
@@ -116,22 +115,31 @@ def _background_dipoles(cfg: SimConfig, n: int = 40) -> tuple[np.ndarray, np.nda
     return pos, rng.standard_normal((n, 3))
 
 
+FOOTPRINT_REACH = (2.0, 2.5)  # footprints taper from 2 to 0 at 2.5 SDs (BOLD stays local)
+
+
 def footprints(cfg: SimConfig, mask: np.ndarray) -> np.ndarray:
-    """Spatial footprint of each source's BOLD response, [K, X, Y, Z], peak 1, inside the mask."""
+    """Spatial footprint of each source's BOLD response, [K, X, Y, Z], peak 1, inside the mask:
+    a Gaussian of SD footprint_mm, tapered (raised cosine) to exactly 0 between 2 and 2.5 SDs,
+    so that voxels far from every source carry no EEG-driven signal."""
     pos, _, _ = _sources(cfg)
     xyz = _voxel_mm(cfg)
+    a, b = (k * cfg.footprint_mm for k in FOOTPRINT_REACH)
     out = []
     for p in pos * 1000.0:
-        d2 = ((xyz - p) ** 2).sum(-1)
-        out.append(np.exp(-d2 / (2 * cfg.footprint_mm**2)) * mask)
+        d = np.sqrt(((xyz - p) ** 2).sum(-1))
+        taper = 0.5 * (1 + np.cos(np.pi * np.clip((d - a) / (b - a), 0.0, 1.0)))
+        out.append(np.exp(-(d**2) / (2 * cfg.footprint_mm**2)) * taper * mask)
     return np.array(out)
 
 
 def roi_atlas(cfg: SimConfig) -> tuple[np.ndarray, list[str]]:
     """Regions of interest on the template grid: each source's footprint (where it is above
-    half its peak and the strongest) and the rest as background; labels 1..K+1 and names."""
+    half its peak and the strongest) and the background, where no footprint reaches (voxels
+    between the two belong to none); labels 1..K+1 (0: none) and names."""
     fp = footprints(cfg, np.ones(cfg.grid, dtype=bool))
-    labels = np.where(fp.max(0) > 0.5, fp.argmax(0) + 1, len(fp) + 1).astype(np.float32)
+    labels = np.where(fp.max(0) > 0.5, fp.argmax(0) + 1,
+                      np.where(fp.max(0) == 0, len(fp) + 1, 0)).astype(np.float32)
     names = [f"{name} source ({electrode})" for name, _, electrode in _sources(cfg)[2]]
     return labels, [*names, "background"]
 
@@ -246,8 +254,7 @@ def write_dataset(cfg: SimConfig, root: str | Path) -> list[str]:
     write_json(root / "dataset_description.json", {
         "Name": "eeg2fmri simulated simultaneous EEG-fMRI", "BIDSVersion": "1.9.0",
         "DatasetType": "raw", "Authors": ["eeg2fmri simulator"],
-        "GeneratedBy": [{"Name": "eeg2fmri", "Description": json.dumps(
-            {k: v for k, v in asdict(cfg).items() if k != "subjects"})}],
+        "GeneratedBy": [{"Name": "eeg2fmri", "Description": json.dumps(recorded_settings(cfg))}],
     })
     write_text(root / "README", README.format(n=len(subjects), tr=cfg.tr, fs=cfg.fs))
     return subjects

@@ -1,4 +1,5 @@
-"""fMRI volumes: layout [T, Z, X, Y] and per-volume min-max normalisation to [0, 1]."""
+"""fMRI volumes: layout [T, Z, X, Y] and min-max normalisation to [0, 1], per volume (the
+papers') or per run."""
 
 from __future__ import annotations
 
@@ -21,6 +22,18 @@ def minmax_per_volume(vols: np.ndarray) -> np.ndarray:
     lo, hi = flat.min(1, keepdims=True), flat.max(1, keepdims=True)
     out = (flat - lo) / np.maximum(hi - lo, 1e-12)
     return out.reshape(vols.shape).astype(np.float32)
+
+
+def minmax_per_run(vols: np.ndarray) -> np.ndarray:
+    """Scale a run's volumes [T, Z, X, Y] to [0, 1] by the run's min and max: each voxel keeps
+    its own fluctuations (per volume, every voxel is divided by its volume's range, so all
+    regions carry the fluctuations of the brightest voxel)."""
+    flat = vols.astype(np.float64)
+    lo, hi = flat.min(), flat.max()
+    return ((flat - lo) / max(hi - lo, 1e-12)).astype(np.float32)
+
+
+SCALINGS = {"volume": minmax_per_volume, "run": minmax_per_run}
 
 
 def degenerate(vols: np.ndarray, scaled: np.ndarray) -> str | None:

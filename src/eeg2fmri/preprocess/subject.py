@@ -16,7 +16,7 @@ from eeg2fmri.data.datasets import PAPER_PAIRING, DatasetSpec
 from eeg2fmri.errors import InputError
 from eeg2fmri.io import atomic_dir, save_npy, write_json
 from eeg2fmri.made_with import plain_json
-from eeg2fmri.preprocess.fmri import dct_reduce, degenerate, minmax_per_volume, to_volumes
+from eeg2fmri.preprocess.fmri import SCALINGS, dct_reduce, degenerate, to_volumes
 from eeg2fmri.preprocess.ingest import Ingestion, Stages, open_recording, windows
 from eeg2fmri.preprocess.mr_artefacts import MRSettings, mr_summary
 from eeg2fmri.preprocess.pairing import RunPlan, consistency, plan_run, shared_files
@@ -41,9 +41,11 @@ def subject_plans(ds: DatasetSpec, root: Path, subject: str, pairing: str = "mar
     return [plan_run(ds, subject, r, pairing) for r in runs], unpaired
 
 
-def _run_features(ds: DatasetSpec, plan: RunPlan, *, n_bins: int) -> dict[str, Any]:
+def _run_features(ds: DatasetSpec, plan: RunPlan, *, n_bins: int, scaling: str = "volume"
+                  ) -> dict[str, Any]:
     """One run, paired as planned, through the ingestion path (`preprocess.ingest`): |FFT|
-    spectra and raw samples of the EEG windows; volumes on the grid."""
+    spectra and raw samples of the EEG windows; volumes on the grid, min-max scaled per volume
+    or per run (`scaling`)."""
     run = read_bold(plan.bold)
     fs = plan.fs / ds.decimate
     n_win = int(round(fs * plan.tr))
@@ -66,7 +68,7 @@ def _run_features(ds: DatasetSpec, plan: RunPlan, *, n_bins: int) -> dict[str, A
     vols, affine = run.data[..., plan.volumes], run.affine
     if ds.grid is not None and vols.shape[:3] != ds.grid:
         vols, affine = dct_reduce(vols, affine, ds.grid)
-    scaled = minmax_per_volume(to_volumes(vols))
+    scaled = SCALINGS[scaling](to_volumes(vols))
     if why := degenerate(to_volumes(vols), scaled):
         raise InputError(plan.bold, f"{why}. Leave this run out (its files, or "
                                     f"{ds.key('subjects')})")
@@ -85,11 +87,13 @@ def _run_features(ds: DatasetSpec, plan: RunPlan, *, n_bins: int) -> dict[str, A
 
 def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path, *,
                        n_bins: int, pairing: str = "markers", mask_threshold: float = 0.2,
-                       settings: dict[str, Any] | None = None) -> dict[str, Any]:
+                       settings: dict[str, Any] | None = None, scaling: str = "volume"
+                       ) -> dict[str, Any]:
     """Read, align, window and transform every run of one subject; write its store.
 
     pairing "markers": the dataset's own alignment and dummy scans; "paper": the references'
-    (EEG sample 0 is volume 0, the first 6 volumes dropped). Any problem of the pairing plan
+    (EEG sample 0 is volume 0, the first 6 volumes dropped). `scaling` "volume" scales each
+    volume to [0, 1] (the papers' target), "run" each run. Any problem of the pairing plan
     (see `pairing.plan_run`) stops here, naming the file; its notes go to stderr. `settings`
     (the workflow config preprocessing depends on) are recorded in meta.json, for its readers
     to compare with theirs (`eeg2fmri.store.check_settings`)."""
@@ -106,7 +110,7 @@ def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path,
     first = plans[0]
     runs = []
     for plan in plans:
-        runs.append(_run_features(ds, plan, n_bins=n_bins))
+        runs.append(_run_features(ds, plan, n_bins=n_bins, scaling=scaling))
         if runs[-1]["vols"].shape[1:] != runs[0]["vols"].shape[1:]:
             raise InputError(plan.bold, f"grid {runs[-1]['vols'].shape[1:]} differs from run "
                                         f"{first.run!r}: {runs[0]['vols'].shape[1:]}")
@@ -128,12 +132,13 @@ def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path,
     clean = None
     if "clean" in truth:  # simulated: one run
         clean = read_bold(truth["clean"], expected_tr=first.tr)
-        clean = minmax_per_volume(to_volumes(clean.data[..., runs[0]["vol_index"]]))
+        clean = SCALINGS[scaling](to_volumes(clean.data[..., runs[0]["vol_index"]]))
     meta = {
         "dataset": ds.name, "subject": subject, "n_volumes": len(vols),
         "channels": runs[0]["channels"], "fs": runs[0]["fs"], "tr": first.tr,
         "window_samples": runs[0]["n_win"], "bins": [1, 1 + n_bins],
         "bin_hz": [k / first.tr for k in (1, n_bins)], "pairing": pairing,
+        "bold_scaling": scaling,
         "alignment": first.alignment,
         "marker": ds.volume_marker if first.alignment == "markers" else None,
         "dropped_volumes": (ds.skip_volumes if pairing == "markers"
