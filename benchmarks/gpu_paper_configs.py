@@ -4,7 +4,7 @@ as training uses it, at NODDI's shapes (64 electrodes, 249 bins, 20 windows, 30x
 
     python benchmarks/gpu_paper_configs.py [--steps 10]
 
-Prints a Markdown table; needs a CUDA GPU (part of the GPU tier, README: 'Before a GPU or
+Prints a Markdown table; needs a CUDA GPU (part of the GPU tier, docs/running.md: 'Before a GPU or
 cluster run').
 """
 

@@ -4,7 +4,8 @@ throughput and peak memory on a long 64-channel 5-kHz recording, and a before/af
     python benchmarks/mr_artefacts.py [--minutes 15] [--figure mr_artefacts.png]
 
 Prints a Markdown table. The downstream comparison (voxel corr. of models trained on clean,
-corrected and uncorrected EEG) is a workflow run; the README gives its commands.
+corrected and uncorrected EEG) is a workflow run: benchmarks/mr_downstream.yaml, its commands in
+docs/mr-artefacts.md.
 """
 
 from __future__ import annotations

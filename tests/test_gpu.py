@@ -1,6 +1,6 @@
 """The GPU tier (`pytest -m gpu`): what must hold on CUDA, in a few minutes on one GPU. Where
-CUDA is absent every test here is skipped with its reason. Run `eeg2fmri env` first (README:
-'Before a GPU or cluster run')."""
+CUDA is absent every test here is skipped with its reason. Run `eeg2fmri env` first
+(docs/running.md: 'Before a GPU or cluster run')."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`eeg2fmri env`: what this machine gives a run, printed before a GPU test tier or a cluster
-allocation (README: 'Before a GPU or cluster run')."""
+allocation (docs/running.md: 'Before a GPU or cluster run')."""
 
 from __future__ import annotations
 

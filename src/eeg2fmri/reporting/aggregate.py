@@ -142,7 +142,7 @@ def markdown_summary(summary: pd.DataFrame) -> str:
                                   summary[f"{k}_undefined"], summary["folds"], strict=True)]
     for k in ("ssim", "voxel_corr"):  # the spread over seeds beside the spread over folds
         if f"{k}_seed_std" in summary:
-            table[f"{cols[k]} seed SD"] = [f"{s:.{3}f}" if np.isfinite(s) else ""
+            table[f"{cols[k]} seed SD"] = [f"{s:.3f}" if np.isfinite(s) else ""
                                            for s in summary[f"{k}_seed_std"]]
     return table.to_markdown(disable_numparse=True)
 
