@@ -31,6 +31,30 @@ def predict(model: torch.nn.Module, data: PairDataset, device: torch.device,
     return np.concatenate(out)
 
 
+def test_mask(tests: list[SubjectFeatures], fold: str) -> np.ndarray:
+    """The union of the test subjects' brain masks (they must share a grid)."""
+    masks = [t.mask for t in tests]
+    if any(m.shape != masks[0].shape for m in masks):
+        raise ValueError(f"test subjects of {fold} have different grids")
+    return np.logical_or.reduce(masks)
+
+
+def score(pred: np.ndarray, targets: np.ndarray, tests: list[SubjectFeatures],
+          mask: np.ndarray, runs: np.ndarray, maps_path: Path | None) -> dict[str, Any]:
+    """`pred` against `targets` within runs: the per-volume metrics and their means, the ROI r
+    where the stores name regions, and the voxel corr. map (NIfTI at `maps_path`)."""
+    result = metrics.compute(pred, targets, mask, groups=runs)
+    if all(t.rois is not None for t in tests):  # ROI-mean time series, per region
+        # lists of [region, r]: the regions' order survives JSON's sorted keys
+        result["roi_r"] = list(metrics.roi_correlations(
+            pred, targets, tests[0].rois, mask, tests[0].meta["rois"], runs).items())
+    if maps_path is not None:
+        save_nifti(maps_path, from_volumes(metrics.voxel_corr_map(pred, targets, mask,
+                                                                  runs)[None]),
+                   np.asarray(tests[0].meta["affine"]))
+    return result
+
+
 def evaluate_fold(model_path: Path, test_dirs: list[Path], metrics_path: Path, pred_path: Path,
                   *, device: str = "auto", features_settings: dict[str, Any] | None = None,
                   spec: dict[str, Any] | None = None, maps_path: Path | None = None
@@ -59,10 +83,7 @@ def evaluate_fold(model_path: Path, test_dirs: list[Path], metrics_path: Path, p
                                      f"subjects {', '.join(expected)}), not for "
                                      f"{', '.join(t.subject for t in tests)}")
     check_same_eeg(tests, record["eeg"], f"the model it was trained as ({model_path})")
-    masks = [t.mask for t in tests]
-    if any(m.shape != masks[0].shape for m in masks):
-        raise ValueError(f"test subjects of {record['fold']['name']} have different grids")
-    mask = np.logical_or.reduce(masks)
+    mask = test_mask(tests, record["fold"]["name"])
     norm = EEGNorm.from_state(record["eeg"]["norm"])
     tasks = None
     if record.get("sequence"):  # a sequence model: whole runs, every task; synthesis is the main
@@ -78,21 +99,12 @@ def evaluate_fold(model_path: Path, test_dirs: list[Path], metrics_path: Path, p
         pred = predict(model, data, dev)
         pred_s = time.time() - t_pred
         targets = data.targets()
-    result = metrics.compute(pred, targets, mask, groups=data.run)
+    result = score(pred, targets, tests, mask, data.run, maps_path)
     if tasks:
         result["tasks"] = tasks
-    if all(t.rois is not None for t in tests):  # ROI-mean time series, per region
-        names, labels = tests[0].meta["rois"], tests[0].rois
-        # lists of [region, r]: the regions' order survives JSON's sorted keys
-        result["roi_r"] = list(metrics.roi_correlations(pred, targets, labels, mask, names,
-                                                        data.run).items())
     test = tests[0]
     tr = float(test.meta["tr"])
     save_nifti(pred_path, from_volumes(pred), np.asarray(test.meta["affine"]), tr)
-    if maps_path is not None:  # the voxel corr. map
-        save_nifti(maps_path, from_volumes(metrics.voxel_corr_map(pred, targets, mask,
-                                                                  data.run)[None]),
-                   np.asarray(test.meta["affine"]))
     result.update({
         "model": record["spec"]["name"], "arch": record["arch"], "fold": record["fold"]["name"],
         "test_subject": "+".join(t.subject for t in tests),
@@ -120,19 +132,14 @@ def evaluate_ceiling(test_dirs: list[Path], fold: str, context: int, out_path: P
     if any(t.clean is None for t in tests):
         raise InputError(test_dirs[0], "has no noise-free BOLD (clean.npy): the ceiling exists "
                                        "for simulated data only")
-    mask = np.logical_or.reduce([t.mask for t in tests])
     data = Frames(tests, context, None)
     clean, targets = data.targets("clean"), data.targets()
+    scores = score(clean, targets, tests, test_mask(tests, fold), data.run, maps_path)
     result: dict[str, Any] = {"fold": fold, "test_subject": "+".join(t.subject for t in tests),
                               "test_subjects": [t.subject for t in tests],
-                              "n_volumes": int(len(targets))}
-    result["mean"] = metrics.compute(clean, targets, mask, groups=data.run)["mean"]
-    if all(t.rois is not None for t in tests):
-        result["roi_r"] = list(metrics.roi_correlations(
-            clean, targets, tests[0].rois, mask, tests[0].meta["rois"], data.run).items())
-    save_nifti(maps_path, from_volumes(metrics.voxel_corr_map(clean, targets, mask,
-                                                              data.run)[None]),
-               np.asarray(tests[0].meta["affine"]))
+                              "n_volumes": int(len(targets)), "mean": scores["mean"]}
+    if "roi_r" in scores:
+        result["roi_r"] = scores["roi_r"]
     result["eval_wall_s"] = time.time() - t0
     write_json(out_path, result)
     return result

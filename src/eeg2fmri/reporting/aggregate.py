@@ -217,9 +217,9 @@ def roi_table(metric_paths: list[Path], ceiling_paths: Sequence[Path] = ()) -> p
     """Per model (the ceiling last) and region: Pearson r of the ROI-mean time series, mean and
     std over (seed-averaged) folds (an undefined fold counted, never averaged away)."""
     rows = []
-    for p in [*metric_paths, *ceiling_paths]:
+    for p, is_ceiling in [*((p, False) for p in metric_paths), *((p, True) for p in ceiling_paths)]:
         m = json.loads(Path(p).read_text())
-        model, seed = (label(m), run_seed(m)) if "model" in m else (CEILING, None)
+        model, seed = (CEILING, None) if is_ceiling else (label(m), run_seed(m))
         rows += [{"model": model, "fold": m["fold"], "seed": seed, "roi": roi, "r": r}
                  for roi, r in (m.get("roi_r") or [])]
     if not rows:

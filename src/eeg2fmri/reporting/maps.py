@@ -23,33 +23,38 @@ from eeg2fmri.reporting.aggregate import CEILING, label  # noqa: E402
 
 
 def fold_maps(metric_paths: list[Path], ceiling_paths: Sequence[Path] = ()
-              ) -> tuple[dict[str, list[np.ndarray]], np.ndarray]:
+              ) -> tuple[dict[str, list[np.ndarray]], dict[str, str], np.ndarray]:
     """model (as tables name it) -> its folds' (and seeds') maps [X, Y, Z], the ceiling's
-    (`ceiling_voxel_corr.nii.gz` beside each ceiling.json) under CEILING; and the affine."""
+    (`ceiling_voxel_corr.nii.gz` beside each ceiling.json) under CEILING; each one's file name
+    stem (the model's entry name, or "ceiling"); and the affine."""
     maps: dict[str, list[np.ndarray]] = {}
-    files = [(label(json.loads(Path(p).read_text())), Path(p).with_name("voxel_corr.nii.gz"))
-             for p in metric_paths]
-    files += [(CEILING, Path(p).with_name("ceiling_voxel_corr.nii.gz")) for p in ceiling_paths]
+    stems: dict[str, str] = {}
+    files = []
+    for p in metric_paths:
+        m = json.loads(Path(p).read_text())
+        files.append((label(m), m["model"], Path(p).with_name("voxel_corr.nii.gz")))
+    files += [(CEILING, "ceiling", Path(p).with_name("ceiling_voxel_corr.nii.gz"))
+              for p in ceiling_paths]
     affine = None
-    for model, path in files:
+    for model, stem, path in files:
         img = nib.load(path)
         data = np.asarray(img.dataobj, dtype=np.float64)
         maps.setdefault(model, []).append(data if data.ndim == 3 else data[..., 0])
+        stems[model] = stem
         affine = img.affine if affine is None else affine
-    return maps, affine
+    return maps, stems, affine
 
 
 def voxel_maps(metric_paths: list[Path], features: Path, out_dir: Path,
                ceiling_paths: Sequence[Path] = ()) -> list[Path]:
     """Write `voxel_corr_<model>.nii.gz` (mean over folds) and `voxel_corr_maps.png`."""
-    maps, affine = fold_maps([Path(p) for p in metric_paths], ceiling_paths)
+    maps, stems, affine = fold_maps([Path(p) for p in metric_paths], ceiling_paths)
     means, written = {}, []
     for model, folds in maps.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # voxels NaN in every fold
             means[model] = np.nanmean(np.array(folds), axis=0)
-        name = "ceiling" if model == CEILING else model.split(" ")[0]
-        path = out_dir / f"voxel_corr_{name}.nii.gz"
+        path = out_dir / f"voxel_corr_{stems[model]}.nii.gz"
         save_nifti(path, means[model], affine)
         written.append(path)
     order = ([CEILING] if CEILING in means else []) + [m for m in means if m != CEILING]

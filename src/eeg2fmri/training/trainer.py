@@ -41,8 +41,9 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
     feats = spec["features"]
     cfg = config_mod.train_config(spec)
     train_subj = open_subjects(features_dir, fold.train)
-    selected_on = list(fold.tests) if spec.get("selection") == "test" else [fold.val]
-    if selected_on != [fold.val]:
+    test_selected = spec.get("selection") == "test"
+    selected_on = list(fold.tests) if test_selected else [fold.val]
+    if test_selected:
         print(f"{spec['name']} {fold.name}: epochs selected on the test subject(s) "
               f"{', '.join(selected_on)}, as the papers do ({config_mod.TEST_SELECTED})",
               flush=True)
