@@ -170,3 +170,15 @@ def test_roi_time_series_per_region_beside_the_ceiling(fold_results, tmp_path, c
     assert "alpha source" in md and "(1 fold)" in md
     roi_figure(fold_results, tmp_path / "roi.png", ceiling)
     assert (tmp_path / "roi.png").stat().st_size > 5000
+
+
+def test_a_ceiling_made_with_other_settings_is_refused(ceiling):
+    """A ceiling.json left by another experiment sharing results_root (another context or
+    preprocessing) stops the summary, naming it."""
+    from eeg2fmri.errors import InputError
+    from eeg2fmri.reporting.aggregate import check_ceilings
+
+    made = json.loads(ceiling[0].read_text())["made_with"]
+    check_ceilings(ceiling, made)  # the settings it was made with: accepted
+    with pytest.raises(InputError, match=r"context 5 \(made with\) vs 4"):
+        check_ceilings(ceiling, {**made, "context": 4})

@@ -169,7 +169,8 @@ def cmd_aggregate(a: argparse.Namespace) -> None:
     from eeg2fmri.reporting.aggregate import aggregate
     from eeg2fmri.reporting.figures import make_figures
 
-    table = aggregate(a.metrics, a.out, a.expect_specs, a.expect_seeds, a.ceiling)
+    table = aggregate(a.metrics, a.out, a.expect_specs, a.expect_seeds, a.ceiling,
+                      a.expect_ceiling)
     make_figures(a.metrics, a.features, a.out, a.ceiling)
     if a.maps:
         from eeg2fmri.reporting.maps import voxel_maps
@@ -311,6 +312,9 @@ def parser() -> argparse.ArgumentParser:
                    help="JSON {model: training spec} the metrics must have been made with")
     s.add_argument("--ceiling", type=Path, nargs="*", default=[],
                    help="simulated data: each fold's ceiling.json (eeg2fmri ceiling)")
+    s.add_argument("--expect-ceiling", type=_json,
+                   help='JSON {"features": preprocessing settings, "context": n} the ceilings '
+                        "must have been made with")
     s.add_argument("--expect-seeds", type=_json, default=[],
                    help="JSON list of the run's seeds (several: replicates; a metrics file's "
                         "spec may carry any of them)")

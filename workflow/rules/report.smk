@@ -39,6 +39,8 @@ rule aggregate:
         features=lambda w: f"{FEATURES}/{w.dataset}",
         specs=json.dumps({m: train_spec(config, m) for m in config["models"]}, sort_keys=True),
         seeds=json.dumps(SEEDS or []),
+        ceiling=lambda w: json.dumps({"features": json.loads(preprocess_settings(w.dataset)),
+                                      "context": config["features"]["context"]}),
     log:
         f"{RESULTS}/logs/{{dataset}}/aggregate.log",
     benchmark:
@@ -48,4 +50,5 @@ rule aggregate:
     shell:
         "eeg2fmri aggregate --metrics {input.metrics} --features {params.features}"
         " --out $(dirname {output.table}) --expect-specs {params.specs:q}"
-        " --expect-seeds {params.seeds:q} --ceiling {input.ceiling} --maps > {log} 2>&1"
+        " --expect-seeds {params.seeds:q} --ceiling {input.ceiling}"
+        " --expect-ceiling {params.ceiling:q} --maps > {log} 2>&1"

@@ -137,7 +137,10 @@ def evaluate_ceiling(test_dirs: list[Path], fold: str, context: int, out_path: P
     scores = score(clean, targets, tests, test_mask(tests, fold), data.run, maps_path)
     result: dict[str, Any] = {"fold": fold, "test_subject": "+".join(t.subject for t in tests),
                               "test_subjects": [t.subject for t in tests],
-                              "n_volumes": int(len(targets)), "mean": scores["mean"]}
+                              "n_volumes": int(len(targets)), "mean": scores["mean"],
+                              # what made it, for the summary to compare with its config
+                              "made_with": {"features": tests[0].meta["settings"],
+                                            "context": context}}
     if "roi_r" in scores:
         result["roi_r"] = scores["roi_r"]
     result["eval_wall_s"] = time.time() - t0

@@ -43,6 +43,19 @@ def check_specs(metric_paths: list[Path], specs: dict[str, dict],
                               prefix="spec")
 
 
+def check_ceilings(ceiling_paths: Sequence[Path], expected: dict | None) -> None:
+    """Each fold's ceiling was scored on stores made with this run's preprocessing settings and
+    with its context (`expected`: {"features": ..., "context": ...}); a ceiling.json left by
+    another experiment sharing results_root is refused, naming it."""
+    if expected is None:
+        return
+    for p in ceiling_paths:
+        made = json.loads(Path(p).read_text()).get("made_with")
+        refuse_if_differs(p, "the fold's ceiling", made, expected,
+                          "It belongs to another experiment sharing results_root, or to an "
+                          "earlier config: rerun it (snakemake --forcerun ceiling)")
+
+
 def run_seed(m: dict) -> int | None:
     """The training seed of one fold's metrics."""
     return (m.get("spec") or {}).get("training", {}).get("seed")
@@ -247,8 +260,10 @@ def markdown_rois(table: pd.DataFrame) -> str:
 
 
 def aggregate(metric_paths: list[Path], out_dir: Path, specs: dict[str, dict] | None = None,
-              seeds: list[int] | None = None, ceiling_paths: Sequence[Path] = ()) -> str:
+              seeds: list[int] | None = None, ceiling_paths: Sequence[Path] = (),
+              ceiling_made_with: dict | None = None) -> str:
     check_specs(metric_paths, specs or {}, seeds)
+    check_ceilings(ceiling_paths, ceiling_made_with)
     df = per_fold_table(metric_paths, ceiling_paths)
     summary = summary_table(df)
     paired = paired_table(df)  # on seed-averaged folds
