@@ -114,7 +114,7 @@ def _accuracy(root: Path, mr: MRSettings) -> tuple[np.ndarray, float, dict]:
 
 def test_gradient_correction_recovers_the_clean_eeg(gradient_only):
     r, residual, report = _accuracy(gradient_only, MRSettings(gradient="correct", bcg="keep"))
-    assert r.min() >= 0.95, r  # measured 0.966-0.968
+    assert r.min() >= 0.97, r  # measured 0.977-0.982
     assert residual <= 0.01  # measured ~1e-4
     assert report["gradient_db"] > 30 and report["gradient_db_after"] < 6
 
@@ -122,7 +122,9 @@ def test_gradient_correction_recovers_the_clean_eeg(gradient_only):
 def test_gradient_and_bcg_correction_recover_the_clean_eeg(scanner_raw):
     kept, _, _ = _accuracy(scanner_raw, MRSettings(gradient="correct", bcg="keep"))
     r, residual, report = _accuracy(scanner_raw, MRSettings(gradient="correct", bcg="correct"))
-    assert np.median(r) >= 0.9 and np.median(r) > np.median(kept) + 0.1, (r, kept)  # 0.924
+    # the issue's goal, 0.95 in 1-40 Hz: measured 0.953-0.967, median 0.965 (0.924 in one pass)
+    assert np.median(r) >= 0.95 and r.min() >= 0.93, r
+    assert np.median(r) > np.median(kept) + 0.1, (r, kept)
     assert report["bcg_index"] > 3 and report["bcg_index_after"] < 2
     assert residual <= 0.01
 
@@ -145,13 +147,86 @@ def test_bcg_subtraction_keeps_the_eegs_offset_and_removes_the_heartbeat():
                              rng.standard_normal(n)) * 5e-6
 
     def corrected(x: np.ndarray) -> np.ndarray:
-        st = BCGSubtraction(lambda ch, a, b: x[None, a:b].copy(), n, beats, fs, 21, 0)
+        st = BCGSubtraction(lambda ch, a, b: x[None, a:b].copy(), n, beats, fs, ["c"], 21, 0)
         return st.samples(["c"], 0, n)[0]
 
     clean = corrected(eeg + bcg)
     assert np.corrcoef(clean, eeg)[0, 1] > 0.95
     assert np.std(clean - eeg) < 0.3 * np.std(eeg)  # the template holds EEG/sqrt(21)
     np.testing.assert_allclose(corrected(eeg + bcg + 50e-6), clean + 50e-6, atol=1e-12)
+
+
+def _ecg(beats_s: np.ndarray, fs: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(n) / fs
+    out = 20e-6 * rng.standard_normal(n)
+    for b in beats_s:
+        for lag, width, amp in ((-0.02, 0.008, -0.1e-3), (0.0, 0.01, 1e-3), (0.025, 0.01, -0.25e-3),
+                                (0.25, 0.04, 0.3e-3)):
+            out += amp * np.exp(-0.5 * ((t - b - lag) / width) ** 2)
+    return out
+
+
+def test_every_heartbeat_is_found_and_timed_between_samples():
+    """MNE's QRS detector leaves out beats (each leaves a whole BCG in the EEG); the matched
+    filter built from its detections finds all of them, to a fraction of a sample."""
+    from eeg2fmri.preprocess.mr_artefacts import _qrs_seeds, heartbeats
+
+    fs, rng = 250.0, np.random.default_rng(3)
+    rr = 0.9 * (1 + 0.15 * np.sin(np.arange(400) / 5.0))  # a varying heart rate
+    beats = 0.5 + np.cumsum(rr)
+    n = int((beats[-1] + 1.0) * fs)
+    ecg = _ecg(beats, fs, n, rng)
+    ecg[int(beats[100] * fs):int(beats[100] * fs) + 40] += 0.4e-3  # one odd-looking beat
+    found = heartbeats(ecg, fs)
+    assert len(found) == len(beats), (len(found), len(beats))
+    err = found - beats * fs
+    assert np.abs(np.delete(err, 100)).max() < 0.2 and np.median(np.abs(err)) < 0.05, err
+    assert abs(err[100]) < 1  # the odd one too, to the sample
+    assert len(_qrs_seeds(ecg, fs)) < len(beats)  # MNE's alone would have missed some
+
+
+def test_the_gradient_timing_is_found_between_samples():
+    """Each volume's delay, from the template's cross-correlation refined by Newton steps."""
+    from eeg2fmri.preprocess.mr_artefacts import GradientAAS, _shift
+
+    rng = np.random.default_rng(0)
+    epoch, n_vol = 400, 40
+    wave = np.zeros(epoch)
+    for k in range(25, epoch - 25, 25):  # sharp switching spikes, band-limited
+        wave[k:k + 5] += np.hanning(5) * 1e-3
+    delays = rng.uniform(-0.5, 0.5, n_vol)
+    onsets = 20 + np.arange(n_vol) * epoch
+    x = 1e-6 * rng.standard_normal(onsets[-1] + 2 * epoch)
+    for o, d in zip(onsets, delays, strict=True):
+        x[o:o + epoch] += _shift(wave[None, None], np.array([d]))[0, 0]
+    aas = GradientAAS(lambda ch, a, b: x[None, a:b].copy(), len(x), onsets, epoch, "c", 11)
+    err = aas.lags - (delays - delays[0])
+    assert np.abs(err).max() < 0.01, err
+    out = aas.samples(["c"], 0, len(x))[0]
+    assert out[onsets[0]:onsets[-1] + epoch].std() < 2e-6  # the noise, not the spikes
+
+
+def test_bcg_follows_each_beats_amplitude_and_not_the_channels_asked_for():
+    from eeg2fmri.preprocess.mr_artefacts import BCGSubtraction
+
+    fs, n, rng = 250.0, 250 * 200, np.random.default_rng(1)
+    beats = np.cumsum(rng.uniform(0.85, 0.95, 230) * fs) + rng.random(230)
+    beats = beats[beats < n - fs]
+    t = np.arange(n)
+    eeg = 3e-6 * rng.standard_normal((3, n))
+    bcg = np.zeros((3, n))
+    shape = np.array([40e-6, -25e-6, 10e-6])
+    for b in beats:  # each beat 30 % larger or smaller, the same on every channel
+        bcg += (1 + 0.3 * rng.standard_normal()) * shape[:, None] * np.exp(
+            -0.5 * ((t - b - 0.3 * fs) / (0.05 * fs)) ** 2)
+    x = eeg + bcg
+    names = ["a", "b", "c"]
+    st = BCGSubtraction(lambda ch, a, b: x[[names.index(c) for c in ch], a:b].copy(), n, beats,
+                        fs, names, 21, 0)
+    out = st.samples(names, 0, n)
+    inner = slice(int(beats[20]), int(beats[-20]))
+    assert np.std((out - eeg)[:, inner]) < 0.3 * np.std(eeg)  # the amplitude was followed
+    np.testing.assert_allclose(st.samples(["b"], 1000, 9000)[0], out[1, 1000:9000], atol=1e-15)
 
 
 def test_the_correction_does_not_depend_on_the_blocks(scanner_raw, monkeypatch):

@@ -191,6 +191,28 @@ def _decimated(read: Callable[..., np.ndarray], n_samples: int, channels: list[s
     return out[:, skip:skip + b - a]
 
 
+class _Upsampled:
+    """Samples at the recording's rate of a signal held at the decimated rate (`data` [C, n] of
+    `channels`; zero for other channels), by linear interpolation: sample k lies at k / factor
+    (decimation keeps every factor-th sample in place). The same whatever the blocks."""
+
+    def __init__(self, data: np.ndarray, channels: list[str], factor: int):
+        self.data, self.factor = data, factor
+        self.rows = {c: i for i, c in enumerate(channels)}
+
+    def __call__(self, channels: list[str], a: int, b: int) -> np.ndarray:
+        out = np.zeros((len(channels), b - a))
+        if b <= a:
+            return out
+        pos = np.arange(a, b) / self.factor
+        j0, j1 = int(pos[0]), min(int(pos[-1]) + 2, self.data.shape[1])
+        grid = np.arange(j0, j1)
+        for k, c in enumerate(channels):
+            if c in self.rows:
+                out[k] = np.interp(pos, grid, self.data[self.rows[c], j0:j1])
+        return out
+
+
 class Stages:
     """The MR artefact stages of one run between the recording and its windows, and what each
     measured and did (`report`, written to meta.json and the sidecar). `read(channels, a, b)`
@@ -202,6 +224,7 @@ class Stages:
         self.rec, self.factor = rec, factor
         self.source = rec.samples  # at the recording's rate, after the gradient stage
         self.bcg: mr.BCGSubtraction | None = None
+        self.aas: mr.GradientAAS | None = None
         self.report: dict[str, Any] = {}
 
     def read(self, channels: list[str], a: int, b: int) -> np.ndarray:
@@ -232,6 +255,7 @@ class Stages:
                 f"the spectrum between them (EEG: < {mr.GRADIENT_DB:g} dB). Set {key}.gradient: "
                 "correct (average artefact subtraction on the volume markers), or keep (as the "
                 "reference code did)"))
+        aas = None
         if m.gradient == "correct":
             if scan_onsets is None or len(scan_onsets) < 3:
                 raise InputError(rec.path, f"{run}gradient correction needs the volume onsets "
@@ -239,7 +263,7 @@ class Stages:
             reference = picks[int(np.argmax(stretch.std(1)))]  # the most artefacted channel
             aas = mr.GradientAAS(rec.samples, rec.n_samples, scan_onsets,
                                  int(round(rec.fs * tr)), reference, m.window)
-            st.source = aas.samples
+            st.source, st.aas = aas.samples, aas
             st.report["gradient_db_after"] = round(
                 mr.gradient_db(aas.samples(picks, *segment), rec.fs, tr), 2)
         fs_out = rec.fs / ing.decimate
@@ -266,10 +290,43 @@ class Stages:
                 f"heartbeats on {ecg}). Set {key}.bcg: correct (average artefact subtraction "
                 "on the R-peaks), or keep"))
         if m.bcg == "correct":
-            st.bcg = mr.BCGSubtraction(st._decimated, n_out, beats, fs_out, m.beats, m.obs)
+            st.bcg = mr.BCGSubtraction(st._decimated, n_out, beats, fs_out, picks, m.beats, m.obs)
+            if m.gradient == "correct":
+                st._second_pass(picks, n_out, scan_onsets, tr, m)
+                st.report["gradient_db_after"] = round(
+                    mr.gradient_db(st.source(picks, *segment), rec.fs, tr), 2)
             st.report["bcg_index_after"] = round(mr.bcg_index(
                 st.bcg.samples(picks, a, b), beats[(beats >= a) & (beats < b)] - a, fs_out), 2)
         return st
+
+    def _second_pass(self, picks: list[str], n_out: int, scan_onsets: np.ndarray, tr: float,
+                     m: MRSettings) -> None:
+        """Gradient and BCG correction in two passes. The gradient template averages the
+        neighbouring volumes, and with them the BCG they hold at random cardiac phases, which
+        the BCG step cannot take out again; so the first pass's BCG estimate (the whole run at
+        the decimated rate, float32) is taken out of the samples the gradient template is
+        averaged from (and put back after), and the BCG is estimated again on the result."""
+        first = self.bcg
+        assert first is not None and self.aas is not None
+        est = np.zeros((len(picks), n_out), np.float32)
+        step = max(1, BLOCK_SAMPLES // (self.factor * len(picks)))
+        for a in range(0, n_out, step):
+            est[:, a:a + step] = first.estimate(picks, a, min(a + step, n_out))
+        up = _Upsampled(est, picks, self.factor)
+        rec = self.rec
+
+        def without_bcg(channels: list[str], a: int, b: int) -> np.ndarray:
+            return rec.samples(channels, a, b) - up(channels, a, b)
+
+        aas = mr.GradientAAS(without_bcg, rec.n_samples, scan_onsets, int(round(rec.fs * tr)),
+                             picks[0], m.window, lags=self.aas.lags)
+
+        def source(channels: list[str], a: int, b: int) -> np.ndarray:
+            return aas.samples(channels, a, b) + up(channels, a, b)
+
+        self.source, self.aas = source, aas
+        self.bcg = mr.BCGSubtraction(self._decimated, n_out, first.start + first.frac,
+                                     rec.fs / self.factor, picks, m.beats, m.obs)
 
     @classmethod
     def measure(cls, rec: Recording, picks: list[str], tr: float,

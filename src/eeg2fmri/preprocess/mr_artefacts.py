@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import fft
+from scipy import fft, signal
 
 GRADIENT_DB = 10.0  # a run above this has a gradient artefact
 BCG_INDEX = 3.0  # a run above this has a ballistocardiogram
@@ -41,8 +41,8 @@ class MRSettings:
     gradient: str = "detect"
     bcg: str = "detect"
     ecg_channel: str | None = None  # default: the channel named ECG or EKG
-    window: int = 21  # volumes averaged into a gradient template
-    beats: int = 21  # heartbeats averaged into a BCG template
+    window: int = 31  # volumes averaged into a gradient template (FASTR: 30)
+    beats: int = 31  # heartbeats averaged into a BCG template (its own left out)
     obs: int = 0  # principal components of those heartbeats fitted with their mean (OBS)
 
     def state(self) -> dict[str, Any]:
@@ -118,8 +118,8 @@ def harmonic_power(data: np.ndarray, fs: float, f0: float, up_to: float = 200.0)
     return float(sum(spec[:, k - 1:k + 2].sum() for k in bins))
 
 
-def heartbeats(ecg: np.ndarray, fs: float) -> np.ndarray:
-    """R-peak samples of an ECG (MNE's QRS detector)."""
+def _qrs_seeds(ecg: np.ndarray, fs: float) -> np.ndarray:
+    """R-peak samples from MNE's QRS detector (it leaves out beats whose window looks unusual)."""
     from mne.preprocessing.ecg import qrs_detector
 
     if not np.ptp(ecg) > 0:
@@ -131,6 +131,30 @@ def heartbeats(ecg: np.ndarray, fs: float) -> np.ndarray:
     return np.asarray(beats, dtype=np.int64)
 
 
+def heartbeats(ecg: np.ndarray, fs: float) -> np.ndarray:
+    """R-peaks of an ECG, in samples with a fraction: MNE's QRS detector finds most beats; their
+    mean QRS complex, as a matched filter on the ECG band-passed 5-35 Hz, finds every beat (MNE's
+    detector drops some, and each beat missed leaves a whole BCG in the EEG) and times it to a
+    fraction of a sample (parabolic peak), so that heartbeat epochs align better than the
+    sample grid allows."""
+    seeds = _qrs_seeds(ecg, fs)
+    h = max(int(round(0.05 * fs)), 1)  # the QRS complex: +-50 ms
+    if len(seeds) < 3 or len(ecg) < 4 * h:
+        return seeds.astype(np.float64)
+    sos = signal.butter(3, [5.0, min(35.0, 0.45 * fs)], "bandpass", fs=fs, output="sos")
+    x = signal.sosfiltfilt(sos, ecg.astype(np.float64))
+    seeds = seeds[(seeds >= h) & (seeds + h < len(x))]
+    template = np.mean([x[t - h:t + h + 1] for t in seeds], axis=0)
+    c = signal.correlate(x, template, mode="same")  # c[t]: the template centred on sample t
+    peaks, _ = signal.find_peaks(c, height=0.5 * np.median(c[seeds]),
+                                 distance=max(int(0.33 * fs), 1))  # at most 180 bpm
+    k = peaks[(peaks > 0) & (peaks < len(c) - 1)]
+    y0, y1, y2 = c[k - 1], c[k], c[k + 1]
+    denom = y0 - 2 * y1 + y2
+    frac = np.divide(0.5 * (y0 - y2), denom, out=np.zeros_like(denom), where=denom < 0)
+    return k + np.clip(frac, -0.5, 0.5)
+
+
 BCG_EPOCH_S = (-0.1, 0.75)  # around the R-peak: the pulse reaches the head ~0.15 s after it
 BCG_BASELINE_S = 0.15  # each epoch's first 0.15 s (-0.1..0.05 s): its level without the BCG
 
@@ -139,6 +163,7 @@ def bcg_index(data: np.ndarray, beats: np.ndarray, fs: float) -> float:
     """RMS of the heartbeat-locked average of `data` [C, n] against the RMS that averaging as
     many epochs at random times leaves, the median over channels (about 1 without a BCG)."""
     a, b = (int(round(s * fs)) for s in BCG_EPOCH_S)
+    beats = np.round(beats).astype(np.int64)
     beats = beats[(beats + a >= 0) & (beats + b <= data.shape[1])]
     if len(beats) < 8:
         return float("nan")
@@ -170,14 +195,16 @@ class GradientAAS:
     PAD = 4  # samples read around each epoch, so that shifts do not wrap artefact around
 
     def __init__(self, read: Any, n_samples: int, onsets: np.ndarray, epoch: int,
-                 reference: str, window: int = 21):
+                 reference: str, window: int = 31, lags: np.ndarray | None = None):
         self.read, self.epoch, self.window = read, int(epoch), int(window)
         onsets = np.asarray(onsets, dtype=np.int64)
         self.onsets = onsets[(onsets - self.PAD >= 0)
                              & (onsets + self.epoch + self.PAD <= n_samples)]
         if len(self.onsets) < 3:
             raise ValueError(f"{len(self.onsets)} volumes: too few for a gradient template")
-        self.lags = self._lags(reference)
+        self.lags = self._lags(reference) if lags is None else np.asarray(lags, np.float64)
+        if len(self.lags) != len(self.onsets):
+            raise ValueError(f"{len(self.lags)} lags for {len(self.onsets)} volumes")
 
     def _epochs(self, channels: list[str], first: int, last: int) -> np.ndarray:
         """Epochs [last - first, C, epoch + 2 PAD] of volumes first..last-1, read at once."""
@@ -188,18 +215,27 @@ class GradientAAS:
         return np.stack([x[:, o - self.PAD - a:o - self.PAD - a + w]
                          for o in self.onsets[first:last]])
 
+    STEP = 256  # volumes of the reference channel read at once to time them
+
     def _lags(self, reference: str) -> np.ndarray:
-        """Each volume's delay (samples, fractional) against the first, from the reference
-        channel's cross-correlation with the first volume's epoch, refined parabolically."""
-        lags = np.zeros(len(self.onsets))
-        step = 256
-        ref = None
-        for i in range(0, len(self.onsets), step):
-            ep = self._epochs([reference], i, min(i + step, len(self.onsets)))[:, 0]
-            ep = ep - ep.mean(1, keepdims=True)
+        """Each volume's delay (samples, fractional) against the first: the peak of the
+        reference channel's cross-correlation with the first volume's epoch, refined
+        parabolically, then by Newton steps on the cross-correlation with the mean of all the
+        volumes aligned (sub-sample: the parabola alone leaves errors of ~0.1 sample, which the
+        template's sharp edges turn into residual artefact)."""
+        n, w = len(self.onsets), self.epoch + 2 * self.PAD
+        lags = np.zeros(n)
+        f = np.fft.rfftfreq(w)
+        weight = np.full(len(f), 2.0)  # a one-sided spectrum: the other side counts too
+        weight[0] = 1.0
+        if w % 2 == 0:
+            weight[-1] = 1.0  # Nyquist
+        ref, mean = None, np.zeros(len(f), complex)
+        for i in range(0, n, self.STEP):
+            spec = self._reference_spectra(reference, i)
             if ref is None:
-                ref = np.conj(fft.rfft(ep[0]))
-            xc = fft.irfft(fft.rfft(ep, axis=1) * ref[None], n=ep.shape[1], axis=1)
+                ref = np.conj(spec[0])
+            xc = fft.irfft(spec * ref[None], n=w, axis=1)
             xc = np.concatenate([xc[:, -3:], xc[:, :4]], axis=1)  # lags -3..3
             k = np.clip(np.argmax(xc, axis=1), 1, 5)
             y0, y1, y2 = (xc[np.arange(len(k)), k + d] for d in (-1, 0, 1))
@@ -207,7 +243,24 @@ class GradientAAS:
             frac = np.divide(0.5 * (y0 - y2), denom, out=np.zeros_like(denom),
                              where=np.abs(denom) > 1e-30)
             lags[i:i + len(k)] = (k - 3) + np.clip(frac, -0.5, 0.5)
+            mean += (spec * np.exp(2j * np.pi * f[None] * lags[i:i + len(k), None])).sum(0)
+        target = np.conj(mean) * weight
+        for i in range(0, n, self.STEP):
+            z0 = self._reference_spectra(reference, i) * target[None]
+            d = lags[i:i + len(z0)]
+            for _ in range(4):  # maximise Re sum z0 exp(2 pi i f d) over d
+                z = z0 * np.exp(2j * np.pi * f[None] * d[:, None])
+                g1 = -2 * np.pi * (f[None] * z.imag).sum(1)
+                g2 = -4 * np.pi**2 * (f[None] ** 2 * z.real).sum(1)
+                step = np.divide(g1, g2, out=np.zeros_like(g1), where=g2 < 0)
+                d = d - np.clip(step, -0.5, 0.5)
+            lags[i:i + len(d)] = d
         return lags
+
+    def _reference_spectra(self, reference: str, first: int) -> np.ndarray:
+        """rFFT of the reference channel's (mean-removed) epochs of volumes first.. first+STEP."""
+        ep = self._epochs([reference], first, min(first + self.STEP, len(self.onsets)))[:, 0]
+        return fft.rfft(ep - ep.mean(1, keepdims=True), axis=1)
 
     GROUP = 32  # volumes corrected at once (their neighbours' epochs are held together)
 
@@ -242,46 +295,81 @@ class GradientAAS:
 
 
 class BCGSubtraction:
-    """Ballistocardiogram subtraction on heartbeat epochs (-0.1..0.75 s around the R-peak, each
-    levelled on its first 0.15 s): for each beat, the average of its `beats` neighbouring beats'
-    epochs is subtracted (AAS); with `components`, its projection on their mean and first
-    principal components instead (an optimal basis set: follows each beat's amplitude, but
-    more components take some EEG too)."""
+    """Ballistocardiogram subtraction on heartbeat epochs (-0.1..0.75 s around each R-peak,
+    aligned to its fractional time, levelled on their first 0.15 s).
+
+    For each beat, the average of its `n_beats` neighbours' epochs (not its own: that would
+    hold its own EEG) is scaled to the beat's amplitude and subtracted: one factor for all the
+    `channels` (the pulse that moves the head moves every electrode), fitted by least squares
+    over them, so that the fit rests on every channel's BCG, not on one channel's EEG. With
+    `components`, the epoch is instead projected per channel on the neighbours' mean and first
+    principal components (an optimal basis set, Niazy et al. 2005), which takes some EEG too.
+    `estimate` gives what is subtracted, `samples` the corrected samples; both depend neither on
+    the blocks asked for nor on the channels (a beat's factor is always fitted on `channels`)."""
+
+    PAD = 2  # samples read around each epoch, so that fractional shifts do not wrap around
+    SCALE = (0.0, 2.0)  # a beat's factor is held within these
 
     def __init__(self, read: Any, n_samples: int, beats: np.ndarray, fs: float,
-                 n_beats: int = 21, components: int = 3):
-        self.read, self.window = read, int(n_beats)
+                 channels: list[str], n_beats: int = 31, components: int = 0):
+        self.read, self.window, self.channels = read, int(n_beats), list(channels)
         self.components = int(components)
         self.a, self.b = (int(round(s * fs)) for s in BCG_EPOCH_S)
         self.baseline = max(int(round(BCG_BASELINE_S * fs)), 1)
-        beats = np.asarray(beats, dtype=np.int64)
-        self.beats = beats[(beats + self.a >= 0) & (beats + self.b <= n_samples)]
+        beats = np.asarray(beats, dtype=np.float64)
+        start = np.floor(beats).astype(np.int64)
+        ok = (start + self.a - self.PAD >= 0) & (start + self.b + self.PAD <= n_samples)
+        self.start, self.frac = start[ok], beats[ok] - start[ok]
+        self.beats = self.start  # each epoch's sample grid: start + a .. start + b
 
     def samples(self, channels: list[str], start: int, stop: int) -> np.ndarray:
-        out = self.read(channels, start, stop)
-        v = np.flatnonzero((self.beats + self.b > start) & (self.beats + self.a < stop))
-        if len(v) == 0 or len(self.beats) < 3:
+        return self.read(channels, start, stop) - self.estimate(channels, start, stop)
+
+    def estimate(self, channels: list[str], start: int, stop: int) -> np.ndarray:
+        """The BCG in samples [start, stop) of `channels` (zero where no beat's epoch is)."""
+        out = np.zeros((len(channels), stop - start))
+        v = np.flatnonzero((self.start + self.b > start) & (self.start + self.a < stop))
+        if len(v) == 0 or len(self.start) < 3:
             return out
-        spans = {int(i): _neighbours(int(i), self.window, len(self.beats)) for i in v}
+        spans = {int(i): _neighbours(int(i), self.window + 1, len(self.start)) for i in v}
         lo, hi = min(a for a, _ in spans.values()), max(b for _, b in spans.values())
-        first, last = int(self.beats[lo]) + self.a, int(self.beats[hi - 1]) + self.b
-        x = self.read(channels, first, last)
-        epochs = np.stack([x[:, t + self.a - first:t + self.b - first]
-                           for t in self.beats[lo:hi]])
-        # each epoch's level from before the pulse arrives: the EEG's offset and drift leave the
-        # template, the BCG's own mean stays in it (an epoch mean would take it out, leaving a
-        # step of that size at every epoch's edges)
-        epochs -= epochs[..., :self.baseline].mean(-1, keepdims=True)
+        extra = [c for c in channels if c not in self.channels]
+        epochs = self._epochs(self.channels + extra, lo, hi)
+        rows = [(self.channels + extra).index(c) for c in channels]
+        fitted = slice(0, len(self.channels))
+        inner = slice(self.PAD, epochs.shape[-1] - self.PAD)
         for i, (a, b) in spans.items():
-            if self.components:  # an optimal basis set, fitted to this beat
-                others = np.delete(epochs[a - lo:b - lo], int(i) - a, axis=0)  # not its own EEG
-                fit = _obs_fit(others, epochs[int(i) - lo], self.components)
-            else:  # their plain average (a fitted amplitude takes the EEG's slow drift too)
-                fit = epochs[a - lo:b - lo].mean(0)
-            t0 = int(self.beats[i]) + self.a
+            others = np.delete(epochs[a - lo:b - lo], i - a, axis=0)  # not its own EEG
+            own = epochs[i - lo]
+            if self.components:  # an optimal basis set, fitted to this beat per channel
+                fit = _obs_fit(others[:, rows], own[rows], self.components)
+            else:
+                template = others.mean(0)
+                t0 = template[fitted, inner] - template[fitted, inner].mean(1, keepdims=True)
+                e0 = own[fitted, inner] - own[fitted, inner].mean(1, keepdims=True)
+                scale = float(np.clip((t0 * e0).sum() / max((t0**2).sum(), 1e-300),
+                                      *self.SCALE))
+                fit = template[rows] * scale
+            fit = _shift(fit[None], self.frac[i:i + 1])[0][:, inner]  # back to the beat's time
+            t0 = int(self.start[i]) + self.a
             s, e = max(t0, start), min(t0 + self.b - self.a, stop)
-            out[:, s - start:e - start] -= fit[:, s - t0:e - t0]
+            out[:, s - start:e - start] += fit[:, s - t0:e - t0]
         return out
+
+    def _epochs(self, channels: list[str], lo: int, hi: int) -> np.ndarray:
+        """Epochs [hi - lo, C, b - a + 2 PAD] of beats lo..hi-1, each shifted to its R-peak's
+        fractional time and levelled on the stretch before the pulse arrives (the EEG's offset
+        and drift leave the template, the BCG's own mean stays: an epoch mean would take it out,
+        leaving a step of that size at every epoch's edges)."""
+        first = int(self.start[lo]) + self.a - self.PAD
+        last = int(self.start[hi - 1]) + self.b + self.PAD
+        x = self.read(channels, first, last)
+        w = self.b - self.a + 2 * self.PAD
+        epochs = np.stack([x[:, t + self.a - self.PAD - first:t + self.a - self.PAD - first + w]
+                           for t in self.start[lo:hi]])
+        epochs = _shift(epochs, -self.frac[lo:hi])
+        base = slice(self.PAD, self.PAD + self.baseline)
+        return epochs - epochs[..., base].mean(-1, keepdims=True)
 
 
 def _neighbours(i: int, window: int, n: int) -> tuple[int, int]:
