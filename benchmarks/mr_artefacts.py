@@ -2,6 +2,7 @@
 throughput and peak memory on a long 64-channel 5-kHz recording, and a before/after figure.
 
     python benchmarks/mr_artefacts.py [--minutes 15] [--figure mr_artefacts.png]
+        [--accuracy-only | --throughput-only]
 
 Prints a Markdown table. The downstream comparison (voxel corr. of models trained on clean,
 corrected and uncorrected EEG) is a workflow run: benchmarks/mr_downstream.yaml, its commands in
@@ -33,7 +34,48 @@ EEG = "sub-01/eeg/sub-01_task-rest_eeg.vhdr"
 CLEAN = "derivatives/truth/sub-01/eeg/sub-01_task-rest_desc-clean_eeg.vhdr"
 
 
-def accuracy(root: Path, figure: Path | None) -> list[str]:
+# (recording, stages): the scanner recording, then each stage on a recording with only its artefact
+CASES = (("both", "keep", "keep"), ("both", "correct", "keep"), ("both", "correct", "correct"),
+         ("gradient only", "correct", "keep"), ("BCG only", "detect", "correct"))
+
+
+def accuracy(roots: dict[str, Path], figure: Path | None) -> list[str]:
+    return [row for name, root in roots.items()
+            for row in _accuracy(name, root, [(g, b) for n, g, b in CASES if n == name],
+                                 figure)]
+
+
+def mne_obs(root: Path, components: tuple[int, ...] = (4, 1)) -> list[str]:
+    """MNE's PCA-OBS (`mne.preprocessing.apply_pca_obs`) on the recording with a BCG only, on
+    the R-peaks ours finds: the BCG step MNE has, against ours."""
+    import mne
+
+    from eeg2fmri.preprocess.mr_artefacts import heartbeats
+
+    factor = int(CFG.scanner_fs / CFG.fs)
+    with open_recording(root / EEG, "brainvision") as rec, \
+            open_recording(root / CLEAN, "brainvision") as clean:
+        picks, on = rec.ch_names[:-1], rec.markers["Response/R128"]
+        a, b = int(on[0]) // factor, int(on[-1] + CFG.tr * rec.fs) // factor
+        sos = signal.butter(4, [1, 40], "bandpass", fs=CFG.fs, output="sos")
+        c = signal.sosfiltfilt(sos, Stages(clean, factor).read(picks, a, b), axis=1)
+        x = Stages(rec, factor).read(rec.ch_names, 0, -(-rec.n_samples // factor))
+    info = mne.create_info(rec.ch_names, CFG.fs, ["eeg"] * len(picks) + ["ecg"])
+    raw = mne.io.RawArray(x, info, verbose="error")
+    qrs = heartbeats(x[-1], CFG.fs) / CFG.fs
+    rows = []
+    for k in components:
+        out = mne.preprocessing.apply_pca_obs(raw, picks, qrs_times=qrs, n_components=k,
+                                              verbose="error")
+        y = signal.sosfiltfilt(sos, out.get_data(picks)[:, a:b], axis=1)
+        r = np.array([np.corrcoef(y[i], c[i])[0, 1] for i in range(len(picks))])
+        rows.append(f"| BCG only | MNE `apply_pca_obs`, {k} component{'s' * (k > 1)} | "
+                    f"{np.median(r):.3f} ({r.min():.3f}-{r.max():.3f}) | nan | | |")
+    return rows
+
+
+def _accuracy(name: str, root: Path, stages: list[tuple[str, str]], figure: Path | None
+              ) -> list[str]:
     factor = int(CFG.scanner_fs / CFG.fs)
     rows = []
     with open_recording(root / EEG, "brainvision") as rec, \
@@ -50,18 +92,19 @@ def accuracy(root: Path, figure: Path | None) -> list[str]:
             return harmonic_power(z, rec.fs, slice_hz)
 
         before = harmonics(rec.samples(picks, *span) - truth)
-        for g, bcg in (("keep", "keep"), ("correct", "keep"), ("correct", "correct")):
+        for g, bcg in stages:
             st = Stages.build(rec, picks, Ingestion(500, (1, 61), factor,
                                                     MRSettings(gradient=g, bcg=bcg)), CFG.tr, on)
             x = signal.sosfiltfilt(sos, st.read(picks, a, b), axis=1)
             r = np.array([np.corrcoef(x[i], c[i])[0, 1] for i in range(len(picks))])
-            residual = harmonics(st.source(picks, *span) - truth) / before
+            residual = (harmonics(st.source(picks, *span) - truth) / before
+                        if g == "correct" else float("nan"))
             rep = st.report
             g_after = rep.get("gradient_db_after", rep["gradient_db"])
             b_after = rep.get("bcg_index_after", rep.get("bcg_index"))
-            rows.append(f"| gradient {g}, BCG {bcg} | {np.median(r):.3f} ({r.min():.3f}-"
+            rows.append(f"| {name} | gradient {g}, BCG {bcg} | {np.median(r):.3f} ({r.min():.3f}-"
                         f"{r.max():.3f}) | {residual:.1e} | {g_after} dB | {b_after} |")
-            if figure is not None and g == bcg == "correct":
+            if figure is not None and g == bcg == "correct" and name == "both":
                 _figure(figure, rec, clean, picks, on, st, factor)
     return rows
 
@@ -103,9 +146,10 @@ def _figure(path: Path, rec, clean, picks, on, st, factor) -> None:
     fig.savefig(path, dpi=110)
 
 
-def throughput(minutes: float) -> str:
-    """A 64-channel 5-kHz recording with a gradient artefact on every slice (EEG: noise),
-    corrected (AAS) and decimated to 500 Hz in the ingestion path's blocks."""
+def throughput(minutes: float, bcg: bool) -> str:
+    """A 64-channel 5-kHz recording with a gradient artefact on every slice, a BCG after every
+    heartbeat and an ECG channel (EEG: noise), corrected in the ingestion path's blocks and
+    decimated to 500 Hz: the gradient alone (AAS), or the gradient and the BCG (two passes)."""
     fs, tr, n_ch, slices = 5000.0, 1.28, 64, 30
     n = int(minutes * 60 * fs)
     rng = np.random.default_rng(0)
@@ -116,33 +160,45 @@ def throughput(minutes: float) -> str:
         for s in range(slices):
             k = s * period // slices
             wave[k:k + 20] += np.hanning(20) * 1000.0
-        data = np.empty((n_ch, n), np.float32)
-        for c in range(n_ch):
+        beats = np.arange(int(1.5 * fs), n - int(fs), int(0.9 * fs))
+        pulse = 40.0 * np.hanning(int(0.3 * fs))  # uV, 0.1-0.4 s after each beat
+        qrs = 800.0 * np.hanning(int(0.03 * fs))
+        data = np.empty((n_ch + 1, n), np.float32)
+        for c in range(n_ch + 1):
             x = rng.standard_normal(n).astype(np.float32) * 10
             for o in onsets:
                 x[o:o + period] += wave * (0.5 + c / n_ch)
+            for b in beats:
+                if c == n_ch:
+                    x[b - len(qrs) // 2:b - len(qrs) // 2 + len(qrs)] += qrs
+                else:
+                    x[b + int(0.1 * fs):b + int(0.1 * fs) + len(pulse)] += pulse * (c % 3 - 1)
             data[c] = x
         pybv.write_brainvision(data=data * 1e-6, sfreq=fs,
-                               ch_names=[f"E{i}" for i in range(n_ch)], fname_base="long",
-                               folder_out=tmp, events=[{"onset": int(o), "description": 128,
-                                                        "type": "Response"} for o in onsets],
+                               ch_names=[f"E{i}" for i in range(n_ch)] + ["ECG"],
+                               fname_base="long", folder_out=tmp,
+                               events=[{"onset": int(o), "description": 128,
+                                        "type": "Response"} for o in onsets],
                                unit="µV", overwrite=True)
         del data
         # the correction in a process of its own, so that its peak RSS is its own
-        out = subprocess.run([sys.executable, __file__, "--correct", str(Path(tmp) / "long.vhdr")],
-                             capture_output=True, text=True, check=True).stdout.split()
+        args = [sys.executable, __file__, "--correct", str(Path(tmp) / "long.vhdr")]
+        out = subprocess.run(args + (["--bcg"] if bcg else []), capture_output=True, text=True,
+                             check=True).stdout.split()
         wall, rss = float(out[0]), float(out[1])
-        return (f"| {minutes:g} min, 64 ch, 5 kHz ({n_ch * n * 4 / 1e9:.2f} GB float32) | "
-                f"{wall:.1f} s ({minutes * 60 / wall:.1f}x real time) | {rss:.0f} MB |")
+        what = "gradient + BCG (two passes)" if bcg else "gradient"
+        return (f"| {minutes:g} min, 64 ch + ECG, 5 kHz ({n_ch * n * 4 / 1e9:.2f} GB float32) | "
+                f"{what} | {wall:.1f} s ({minutes * 60 / wall:.1f}x real time) | {rss:.0f} MB |")
 
 
-def correct(vhdr: Path, tr: float = 1.28) -> None:
-    """Gradient AAS and decimation by 10 over the whole recording, block by block as
+def correct(vhdr: Path, bcg: bool, tr: float = 1.28) -> None:
+    """The correction and decimation by 10 over the whole recording, block by block as
     preprocessing reads it; prints wall seconds and peak RSS (MB)."""
     t0 = time.time()
     with open_recording(vhdr, "brainvision") as rec:
-        picks = rec.ch_names
-        ing = Ingestion(640, (1, 250), 10, MRSettings(gradient="correct", bcg="keep"))
+        picks = rec.ch_names[:-1]
+        mr = MRSettings(gradient="correct", bcg="correct" if bcg else "keep")
+        ing = Ingestion(640, (1, 250), 10, mr)
         st = Stages.build(rec, picks, ing, tr, rec.markers["Response/R128"])
         out = -(-rec.n_samples // 10)
         windows(rec, picks, np.arange(0, out - 640, 640), ing, read=st.read)  # as preprocessing
@@ -163,23 +219,36 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=15.0)
     p.add_argument("--figure", type=Path, default=None)
     p.add_argument("--correct", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--bcg", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--throughput-only", action="store_true")
+    p.add_argument("--accuracy-only", action="store_true")
     a = p.parse_args()
     if a.correct:
-        correct(a.correct)
+        correct(a.correct, a.bcg)
         return
+    header = "| recording | stages | correction + decimation | peak RSS |\n|---|---|---|---|"
     if a.throughput_only:
-        print(throughput(a.minutes))
+        print(header)
+        print(throughput(a.minutes, bcg=False))
+        print(throughput(a.minutes, bcg=True))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        write_dataset(replace(CFG), Path(tmp))
-        rows = accuracy(Path(tmp), a.figure)
-    print("| stages | corr. with clean EEG, 1-40 Hz (median, range over 19 ch) | residual at "
-          "slice harmonics (of before) | gradient_db after | bcg_index after |")
-    print("|---|---|---|---|---|")
+        roots = {"both": Path(tmp) / "both", "gradient only": Path(tmp) / "gradient",
+                 "BCG only": Path(tmp) / "bcg"}
+        write_dataset(CFG, roots["both"])
+        write_dataset(replace(CFG, bcg_uv=0.0), roots["gradient only"])
+        write_dataset(replace(CFG, gradient_uv=0.0), roots["BCG only"])
+        rows = accuracy(roots, a.figure) + mne_obs(roots["BCG only"])
+    print("| artefacts simulated | stages | corr. with clean EEG, 1-40 Hz (median, range over "
+          "19 ch) | residual at slice harmonics (of before) | gradient_db after | bcg_index "
+          "after |")
+    print("|---|---|---|---|---|---|")
     print("\n".join(rows))
-    print("\n| recording | gradient AAS + decimation | peak RSS |\n|---|---|---|")
-    print(throughput(a.minutes))
+    if a.accuracy_only:
+        return
+    print("\n" + header)
+    print(throughput(a.minutes, bcg=False))
+    print(throughput(a.minutes, bcg=True))
 
 
 if __name__ == "__main__":

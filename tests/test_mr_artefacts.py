@@ -300,3 +300,74 @@ def test_cnepfl_runs_both_ways(tmp_path, gradient, capsys):
 
 def test_a_block_of_samples_is_bounded_whatever_the_channel_count():
     assert ingest.BLOCK_SAMPLES * 8 <= 512 * 2**20  # float64 over all channels
+
+
+def test_the_real_noddi_export_passes_detection_and_says_what_was_corrected(tmp_path):
+    """NODDI's corrected export: its real header and markers, samples synthesised to match
+    (EEG noise; an ECG with a QRS at each of Analyzer's 745 "R" markers, a real heart's timing).
+    Its history names both corrections, its slice markers are 30 per volume, detection passes
+    it, every R-peak is found where Analyzer marked it, and a BCG put back on them is flagged."""
+    import shutil
+
+    from eeg2fmri.data.formats.base import match_markers
+    from eeg2fmri.preprocess.mr_artefacts import _qrs_seeds, heartbeats
+
+    from .conftest import FIXTURES
+
+    src = FIXTURES / "noddi-bids-headers" / "derivatives" / "sub-32" / "eeg"
+    for ext in ("vhdr", "vmrk"):
+        shutil.copy(src / f"sub-32_task-rest_eeg.{ext}", tmp_path)
+    vhdr = tmp_path / "sub-32_task-rest_eeg.vhdr"
+    n = int(vhdr.read_text().split("DataPoints=")[1].split()[0])
+    data = tmp_path / "sub-32_task-rest_eeg.dat"
+    np.zeros((n, 64), "<f4").tofile(data)  # MULTIPLEXED
+    with open_recording(vhdr, "brainvision") as rec:
+        names, markers, fs = rec.ch_names, rec.markers, rec.fs
+    scans = match_markers(markers, "Scan Start", "Scanner")
+    slices = match_markers(markers, "s", "Scanner")
+    peaks = match_markers(markers, "R", "Pulse Artifact")
+    assert (len(scans), len(slices), len(peaks), fs) == (300, 9000, 745, 250.0)
+    assert np.all(np.diff(slices.reshape(300, 30), axis=1) == 18)  # TR 2.16 s / 30 slices
+
+    rng = np.random.default_rng(0)
+    eeg = 10.0 * rng.standard_normal((64, n))
+    ecg = names.index("ECG")
+    eeg[ecg] = 1e6 * _ecg(peaks / fs, fs, n, rng)
+    bump = np.zeros(n)
+    for p in peaks:  # a BCG: 30 uV, 0.3 s after each R-peak
+        bump[p:p + 100] += 30.0 * np.exp(-0.5 * ((np.arange(100) - 75) / 12.0) ** 2)
+    picks = [c for c in names if c != "ECG"]
+    for with_bcg in (False, True):
+        x = eeg + (np.where(np.arange(64)[:, None] == ecg, 0.0, bump) if with_bcg else 0.0)
+        x.T.astype("<f4").tofile(data)
+        with open_recording(vhdr, "brainvision") as rec:
+            found = Stages.measure(rec, picks, 2.16, scans)
+            beats = heartbeats(rec.samples(["ECG"])[0], fs)
+        assert found["corrected_in_export"] == {"gradient": "Scanner Artifact Correction",
+                                                "bcg": "Pulse Artifact Correction"}
+        assert found["gradient_db"] < 6
+        assert (found["bcg_index"] > 3) == with_bcg, found
+    assert len(beats) == len(peaks) and np.abs(beats - peaks).max() <= 1
+    assert len(_qrs_seeds(eeg[ecg] * 1e-6, fs)) < len(peaks)  # MNE's alone: 739 of 745
+
+
+@pytest.mark.parametrize("edit, needle", [
+    ("drop one", r"volume markers .* are not fs\*TR = .* samples apart: .* a missing or extra "
+                 r"marker"),
+    ("drop all", r"no volume markers .* found .*volume_marker")])
+def test_correction_with_a_missing_volume_marker_is_refused(scanner_raw, tmp_path, edit, needle):
+    """The gradient template needs every volume's onset: a missing marker (or none) stops
+    preprocessing with the file and the key, before any correction."""
+    import shutil
+
+    root = tmp_path / "raw"
+    shutil.copytree(scanner_raw, root)
+    vmrk = root / EEG.replace(".vhdr", ".vmrk")
+    lines = vmrk.read_text().splitlines(keepends=True)
+    volume = [i for i, line in enumerate(lines) if "R128" in line]
+    gone = volume[10:11] if edit == "drop one" else volume
+    vmrk.write_text("".join(line for i, line in enumerate(lines) if i not in gone))
+    with pytest.raises(InputError, match=needle):
+        preprocess_subject(get_dataset("sim", _cfg(gradient="correct", bcg="correct")), root,
+                           "sub-01", tmp_path / "s", n_bins=30)
+    assert not (tmp_path / "s").exists()

@@ -247,6 +247,17 @@ def test_tiny_end_to_end_run_produces_the_table(tmp_path):
     report = run(tmp_path, "--report", str(tmp_path / "report.html"), config=config)
     assert report.returncode == 0, report.stderr[-2000:]
     assert (tmp_path / "report.html").stat().st_size > 10_000
+    # a store made by another eeg2fmri (another digest of the preprocessing code), reached
+    # through a shared data_root where Snakemake's records do not reach: refused too
+    meta = tmp_path / "data/features/sim/sub-01/meta.json"
+    made = json.loads(meta.read_text())
+    made["settings"]["code"] = "0123456789abcdef"
+    meta.write_text(json.dumps(made))
+    third = tmp_path / "third"
+    third.mkdir()
+    r = run(third, "--cores", "1", "results/sim/mean_volume/fold-sub-02/metrics.json",
+            config={**TINY_CONFIG, "data_root": str(tmp_path / "data")})
+    assert r.returncode != 0 and "code 0123456789abcdef (made with) vs" in r.stderr
 
 
 @pytest.mark.workflow

@@ -90,9 +90,9 @@ def check_settings(subjects: list[SubjectFeatures], expected: dict[str, Any] | N
     """Every store was made with the same preprocessing settings, and with `expected` (the
     settings this run's config gives) where known: one line naming the store, the settings that
     differ and what to do (two experiments sharing data_root, a stale store)."""
-    remedy = ("It belongs to another experiment sharing data_root, or to an earlier config: "
-              "give this experiment a data_root of its own, or preprocess anew "
-              "(snakemake --forcerun preprocess)")
+    remedy = ("It belongs to another experiment sharing data_root, or to an earlier config "
+              "or eeg2fmri (code: the digest of the preprocessing code): give this experiment a "
+              "data_root of its own, or preprocess anew (snakemake --forcerun preprocess)")
     for subj in subjects:
         made = subj.meta.get("settings")
         if made is None:

@@ -102,10 +102,13 @@ def features_of(dataset_name, subject_ids):
 
 def preprocess_settings(name):
     """The config that preprocessing depends on (and nothing else, so training edits don't
-    rerun it)."""
+    rerun it), and the digest of the code that preprocesses: a features store records them, and
+    train, evaluate and the ceiling refuse a store made otherwise (another experiment or another
+    eeg2fmri sharing data_root, where Snakemake's own records do not reach)."""
     features = {k: config["features"][k] for k in ("n_bins", "pairing", "bold_scaling")}
     extra = {"simulation": config["simulation"]} if name == "sim" else dataset_config(name)
-    return json.dumps({**extra, "features": features}, sort_keys=True)
+    return json.dumps({**extra, "features": features, "code": code("preprocess")},
+                      sort_keys=True)
 
 
 SEEDS = seeds(config)  # None: one seed, one job per model and fold

@@ -249,13 +249,15 @@ class Stages:
         stretch = rec.samples(picks, *segment)
         g = mr.gradient_db(stretch, rec.fs, tr)
         st.report.update(gradient_db=round(g, 2), gradient=m.gradient)
+        exported = mr.export_history(rec.path, rec.format)
+        if exported:
+            st.report["corrected_in_export"] = exported
         if g > mr.GRADIENT_DB and m.gradient == "detect":
             raise InputError(rec.path, (
                 f"{run}gradient artefact: the volume-frequency harmonics stand {g:.1f} dB above "
                 f"the spectrum between them (EEG: < {mr.GRADIENT_DB:g} dB). Set {key}.gradient: "
                 "correct (average artefact subtraction on the volume markers), or keep (as the "
                 "reference code did)"))
-        aas = None
         if m.gradient == "correct":
             if scan_onsets is None or len(scan_onsets) < 3:
                 raise InputError(rec.path, f"{run}gradient correction needs the volume onsets "
@@ -310,7 +312,8 @@ class Stages:
         assert first is not None and self.aas is not None
         est = np.zeros((len(picks), n_out), np.float32)
         step = max(1, BLOCK_SAMPLES // (self.factor * len(picks)))
-        for a in range(0, n_out, step):
+        for a in tqdm(range(0, n_out, step), desc=f"BCG, first pass: {self.rec.path.name}",
+                      unit="block", leave=False, disable=not sys.stderr.isatty()):
             est[:, a:a + step] = first.estimate(picks, a, min(a + step, n_out))
         up = _Upsampled(est, picks, self.factor)
         rec = self.rec
@@ -338,6 +341,9 @@ class Stages:
         stretch = rec.samples(picks, *segment)
         out: dict[str, Any] = {"gradient_db": round(mr.gradient_db(stretch, rec.fs, tr), 2),
                                "bcg_index": None}
+        exported = mr.export_history(rec.path, rec.format)
+        if exported:
+            out["corrected_in_export"] = exported
         ecg = mr.find_ecg(rec.ch_names, ecg_channel)
         if ecg is not None and out["gradient_db"] <= mr.GRADIENT_DB:
             beats = mr.heartbeats(rec.samples([ecg], *segment)[0], rec.fs)

@@ -15,7 +15,7 @@ import numpy as np
 
 from eeg2fmri.data.datasets import DatasetSpec, RunFiles
 from eeg2fmri.errors import InputError
-from eeg2fmri.preprocess.mr_artefacts import BCG_INDEX, GRADIENT_DB
+from eeg2fmri.preprocess.mr_artefacts import BCG_INDEX, GRADIENT_DB, export_note
 from eeg2fmri.preprocess.pairing import Problem, RunPlan, consistency, plan_run, shared_files
 
 COLUMNS = ["subject", "run", "eeg", "bold", "format", "fs_hz", "channels", "dropped_channels",
@@ -65,7 +65,8 @@ def _row(plan: RunPlan, root: Path, amplitude: float | None) -> dict[str, Any]:
         "pairs": plan.n_pairs, "amplitude_uv": "" if amplitude is None else round(amplitude, 3),
         "gradient_db": plan.mr.get("gradient_db", ""),
         "bcg_index": "" if plan.mr.get("bcg_index") is None else plan.mr["bcg_index"],
-        "notes": "; ".join(plan.notes),
+        "notes": "; ".join(plan.notes + ([export_note(plan.mr)]
+                                         if plan.mr.get("corrected_in_export") else [])),
         "problems": "; ".join(p.message for p in plan.problems),
     }
 

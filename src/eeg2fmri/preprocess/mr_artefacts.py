@@ -4,16 +4,18 @@ synthesis) and their correction, stages of the ingestion path (`preprocess.inges
 - **Gradient** (locked to every slice and volume, hundreds to thousands of microvolts): average
   artefact subtraction, AAS (Allen et al. 2000; the FASTR family, Niazy et al. 2005). Each
   volume's epoch is shifted to a common timing with sub-sample precision (its lag against the
-  first volume, from the cross-correlation of a reference channel, refined parabolically), the
-  `window` neighbouring volumes are averaged, and the average, shifted back to the volume's own
-  timing and scaled to its amplitude (least squares per channel), is subtracted. Runs at the
-  recording's rate, before decimation, volume block by volume block (the result does not
-  depend on the blocks).
-- **Ballistocardiogram** (locked to each heartbeat, tens of microvolts): R-peaks from the ECG
-  channel with MNE's QRS detector, then for each beat its neighbouring beats' epochs, each
-  levelled on the stretch before the pulse arrives, give the template: their mean fitted to the
-  beat with their first `obs` principal components (an optimal basis set, Niazy et al. 2005;
-  `obs: 0` subtracts the plain average), after decimation.
+  first volume, from the cross-correlation of a reference channel, refined parabolically, then by
+  Newton steps against the mean of all the volumes), the `window` neighbouring volumes are
+  averaged, and the average, shifted back to the volume's own timing and scaled to its
+  amplitude (least squares per channel), is subtracted. Runs at the recording's rate, before
+  decimation, volume block by volume block (the result does not depend on the blocks).
+- **Ballistocardiogram** (locked to each heartbeat, tens of microvolts): every R-peak of the ECG
+  channel, to a fraction of a sample (MNE's QRS detector, then a matched filter made of its
+  detections), then for each beat its neighbouring beats' epochs, aligned and levelled on the
+  stretch before the pulse arrives, give the template: their mean scaled to the beat's
+  amplitude (`obs: k`: fitted per channel with their first k principal components, an optimal
+  basis set), after decimation. When both artefacts are corrected, `ingest.Stages` runs the two
+  stages twice, so that the BCG leaves the samples the gradient template averages.
 
 Detection measures per run: `gradient_db`, the power at the volume-frequency harmonics (slice
 harmonics are among them) against the spectrum between them, in dB (clean EEG: a few dB); and
@@ -53,6 +55,32 @@ class MRSettings:
         return cls(**(state or {}))
 
 
+# BrainVision Analyzer's transforms that remove each artefact, as an export's history names them
+ANALYZER_STEPS = {"gradient": ("Scanner Artifact Correction", "MR Correction",
+                               "Gradient Artifact Correction"),
+                  "bcg": ("Pulse Artifact Correction", "CB Correction",
+                          "Cardioballistic Artifact Correction")}
+
+
+def corrected_in_export(steps: list[str]) -> dict[str, str]:
+    """{artefact: the step that removed it} for the steps of an export's history."""
+    out = {}
+    for name, names in ANALYZER_STEPS.items():
+        for step in steps:
+            if step.lower() in {n.lower() for n in names}:
+                out[name] = step
+    return out
+
+
+def export_history(path: Any, fmt: str) -> dict[str, str]:
+    """What a recording's own history says was corrected before export (BrainVision)."""
+    if fmt != "brainvision":
+        return {}
+    from eeg2fmri.data.formats.brainvision import history
+
+    return corrected_in_export(history(path))
+
+
 def find_ecg(names: list[str], wanted: str | None) -> str | None:
     """The ECG channel's name in a recording: `wanted`, else one named ECG or EKG."""
     lower = {n.lower(): n for n in names}
@@ -62,9 +90,16 @@ def find_ecg(names: list[str], wanted: str | None) -> str | None:
     return None
 
 
+def export_note(report: dict[str, Any]) -> str:
+    """What the recording's own history says was corrected before export, in words."""
+    done = report.get("corrected_in_export") or {}
+    return "the export's history (BrainVision Analyzer) says: " + ", ".join(
+        f"{'BCG' if k == 'bcg' else k} corrected ({v})" for k, v in done.items())
+
+
 def mr_summary(report: dict[str, Any]) -> list[str]:
     """What the MR stages of a run measured and did, in words (log, meta.json notes)."""
-    lines = []
+    lines = [export_note(report)] if report.get("corrected_in_export") else []
     g = report.get("gradient_db")
     if g is not None:
         done = {"correct": f"corrected (AAS), {report.get('gradient_db_after')} dB after",
@@ -209,13 +244,17 @@ class GradientAAS:
     def _epochs(self, channels: list[str], first: int, last: int) -> np.ndarray:
         """Epochs [last - first, C, epoch + 2 PAD] of volumes first..last-1, read at once."""
         a = int(self.onsets[first]) - self.PAD
-        b = int(self.onsets[last - 1]) + self.epoch + self.PAD
-        x = self.read(channels, a, b)
+        x = self.read(channels, a, int(self.onsets[last - 1]) + self.epoch + self.PAD)
+        return self._cut(x, a, first, last)
+
+    def _cut(self, x: np.ndarray, a: int, first: int, last: int) -> np.ndarray:
+        """The epochs of volumes first..last-1 from samples `x` beginning at sample `a`."""
         w = self.epoch + 2 * self.PAD
         return np.stack([x[:, o - self.PAD - a:o - self.PAD - a + w]
                          for o in self.onsets[first:last]])
 
     STEP = 256  # volumes of the reference channel read at once to time them
+    NEWTON_STEPS = 4
 
     def _lags(self, reference: str) -> np.ndarray:
         """Each volume's delay (samples, fractional) against the first: the peak of the
@@ -248,7 +287,7 @@ class GradientAAS:
         for i in range(0, n, self.STEP):
             z0 = self._reference_spectra(reference, i) * target[None]
             d = lags[i:i + len(z0)]
-            for _ in range(4):  # maximise Re sum z0 exp(2 pi i f d) over d
+            for _ in range(self.NEWTON_STEPS):  # maximise Re sum z0 exp(2 pi i f d) over d
                 z = z0 * np.exp(2j * np.pi * f[None] * d[:, None])
                 g1 = -2 * np.pi * (f[None] * z.imag).sum(1)
                 g2 = -4 * np.pi**2 * (f[None] ** 2 * z.real).sum(1)
@@ -265,18 +304,27 @@ class GradientAAS:
     GROUP = 32  # volumes corrected at once (their neighbours' epochs are held together)
 
     def samples(self, channels: list[str], start: int, stop: int) -> np.ndarray:
-        """Samples [start, stop) of `channels` with the gradient artefact subtracted."""
-        out = self.read(channels, start, stop)
+        """Samples [start, stop) of `channels` with the gradient artefact subtracted, from one
+        read of the stretch the volumes' neighbours cover."""
         v = np.flatnonzero((self.onsets + self.epoch > start) & (self.onsets < stop))
+        if len(v) == 0:
+            return self.read(channels, start, stop)
+        n = len(self.onsets)
+        lo = _neighbours(int(v[0]), self.window, n)[0]
+        hi = _neighbours(int(v[-1]), self.window, n)[1]
+        first = min(start, int(self.onsets[lo]) - self.PAD)
+        last = max(stop, int(self.onsets[hi - 1]) + self.epoch + self.PAD)
+        x = self.read(channels, first, last)
+        out = x[:, start - first:stop - first].copy()
         for k in range(0, len(v), self.GROUP):
-            self._subtract(out, channels, start, stop, v[k:k + self.GROUP])
+            self._subtract(out, x, first, start, stop, v[k:k + self.GROUP])
         return out
 
-    def _subtract(self, out: np.ndarray, channels: list[str], start: int, stop: int,
+    def _subtract(self, out: np.ndarray, x: np.ndarray, first: int, start: int, stop: int,
                   v: np.ndarray) -> None:
         spans = {int(i): _neighbours(int(i), self.window, len(self.onsets)) for i in v}
         lo, hi = min(a for a, _ in spans.values()), max(b for _, b in spans.values())
-        epochs = self._epochs(channels, lo, hi)
+        epochs = self._cut(x, first, lo, hi)
         aligned = _shift(epochs, -self.lags[lo:hi])  # every volume at the first one's timing
         cum = np.concatenate([np.zeros((1, *aligned.shape[1:])), np.cumsum(aligned, axis=0)])
         for i, (a, b) in spans.items():
@@ -320,22 +368,34 @@ class BCGSubtraction:
         start = np.floor(beats).astype(np.int64)
         ok = (start + self.a - self.PAD >= 0) & (start + self.b + self.PAD <= n_samples)
         self.start, self.frac = start[ok], beats[ok] - start[ok]
-        self.beats = self.start  # each epoch's sample grid: start + a .. start + b
 
     def samples(self, channels: list[str], start: int, stop: int) -> np.ndarray:
-        return self.read(channels, start, stop) - self.estimate(channels, start, stop)
+        est, x = self._run(channels, start, stop, keep=True)
+        assert x is not None
+        return x - est
 
     def estimate(self, channels: list[str], start: int, stop: int) -> np.ndarray:
         """The BCG in samples [start, stop) of `channels` (zero where no beat's epoch is)."""
+        return self._run(channels, start, stop, keep=False)[0]
+
+    def _run(self, channels: list[str], start: int, stop: int, keep: bool
+             ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The BCG estimate in [start, stop), and (`keep`) the samples themselves, from one
+        read of the stretch the beats' neighbours cover."""
         out = np.zeros((len(channels), stop - start))
         v = np.flatnonzero((self.start + self.b > start) & (self.start + self.a < stop))
         if len(v) == 0 or len(self.start) < 3:
-            return out
+            return out, self.read(channels, start, stop) if keep else None
         spans = {int(i): _neighbours(int(i), self.window + 1, len(self.start)) for i in v}
         lo, hi = min(a for a, _ in spans.values()), max(b for _, b in spans.values())
-        extra = [c for c in channels if c not in self.channels]
-        epochs = self._epochs(self.channels + extra, lo, hi)
-        rows = [(self.channels + extra).index(c) for c in channels]
+        names = self.channels + [c for c in channels if c not in self.channels]
+        first = int(self.start[lo]) + self.a - self.PAD
+        last = int(self.start[hi - 1]) + self.b + self.PAD
+        if keep:
+            first, last = min(first, start), max(last, stop)
+        x = self.read(names, first, last)
+        epochs = self._epochs(x, first, lo, hi)
+        rows = [names.index(c) for c in channels]
         fitted = slice(0, len(self.channels))
         inner = slice(self.PAD, epochs.shape[-1] - self.PAD)
         for i, (a, b) in spans.items():
@@ -354,16 +414,14 @@ class BCGSubtraction:
             t0 = int(self.start[i]) + self.a
             s, e = max(t0, start), min(t0 + self.b - self.a, stop)
             out[:, s - start:e - start] += fit[:, s - t0:e - t0]
-        return out
+        return out, x[rows, start - first:stop - first] if keep else None
 
-    def _epochs(self, channels: list[str], lo: int, hi: int) -> np.ndarray:
-        """Epochs [hi - lo, C, b - a + 2 PAD] of beats lo..hi-1, each shifted to its R-peak's
-        fractional time and levelled on the stretch before the pulse arrives (the EEG's offset
-        and drift leave the template, the BCG's own mean stays: an epoch mean would take it out,
-        leaving a step of that size at every epoch's edges)."""
-        first = int(self.start[lo]) + self.a - self.PAD
-        last = int(self.start[hi - 1]) + self.b + self.PAD
-        x = self.read(channels, first, last)
+    def _epochs(self, x: np.ndarray, first: int, lo: int, hi: int) -> np.ndarray:
+        """Epochs [hi - lo, C, b - a + 2 PAD] of beats lo..hi-1 from samples `x` (beginning at
+        sample `first`), each shifted to its R-peak's fractional time and levelled on the
+        stretch before the pulse arrives (the EEG's offset and drift leave the template, the
+        BCG's own mean stays: an epoch mean would take it out, leaving a step of that size at
+        every epoch's edges)."""
         w = self.b - self.a + 2 * self.PAD
         epochs = np.stack([x[:, t + self.a - self.PAD - first:t + self.a - self.PAD - first + w]
                            for t in self.start[lo:hi]])

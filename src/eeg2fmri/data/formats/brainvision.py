@@ -55,6 +55,25 @@ def common_infos(path: Path) -> dict[str, str]:
     return dict(parser["Common Infos"])
 
 
+HISTORY = re.compile(r"^;\s*Data created from history path:\s*(.+?)\s*$", re.MULTILINE)
+
+
+def history(path: Path) -> list[str]:
+    """The BrainVision Analyzer steps that made an export, first step first, from the "Data
+    created from history path: A/B/C" comment of its header or marker file; [] for a recording
+    as the amplifier wrote it."""
+    files = [path]
+    try:
+        files.append(companion(path, common_infos(path), "MarkerFile", (".vmrk",))[0])
+    except InputError:
+        pass
+    for f in files:
+        found = HISTORY.search(f.read_text(encoding="utf-8", errors="replace"))
+        if found:
+            return [step.strip() for step in found.group(1).split("/") if step.strip()]
+    return []
+
+
 def companion(path: Path, common: dict[str, str], key: str, exts: tuple[str, ...]
               ) -> tuple[Path, bool]:
     """The file a header's DataFile=/MarkerFile= line should name, and whether it names it.
