@@ -60,12 +60,17 @@ def test_the_scanner_recording_looks_like_one(scanner_raw):
             assert ratio.min() >= 100  # the gradient dwarfs the EEG
 
 
-def test_inspect_flags_the_scanner_recording_and_passes_clean_eeg(scanner_raw, tiny_raw):
+def test_inspect_flags_the_scanner_recording_and_passes_clean_eeg(scanner_raw, gradient_only,
+                                                                  tiny_raw):
     rows, problems = inspect_dataset(get_dataset("sim", _cfg()), scanner_raw)
-    assert all(r["gradient_db"] > 20 for r in rows)
-    assert len(problems) == SCANNER.n_subjects and all(
-        "gradient artefact: gradient_db" in str(p) and "sim.mr_artefacts.gradient: correct, or "
-        "keep" in str(p) for p in problems)
+    # the BCG measured under the gradient: on the stretch corrected over its own volumes
+    assert all(r["gradient_db"] > 20 and r["bcg_index"] > 3 for r in rows), rows
+    assert sorted(str(p).split(": ", 2)[1] for p in problems) == (
+        ["ballistocardiogram"] * SCANNER.n_subjects + ["gradient artefact"] * SCANNER.n_subjects)
+    assert all("sim.mr_artefacts.gradient: correct, or keep" in str(p) or
+               "sim.mr_artefacts.bcg: correct, or keep" in str(p) for p in problems)
+    rows, problems = inspect_dataset(get_dataset("sim", _cfg(gradient="correct")), gradient_only)
+    assert problems == [] and all(r["bcg_index"] < 2 for r in rows), rows
     rows, problems = inspect_dataset(get_dataset("sim", _cfg(TINY)), tiny_raw)
     assert problems == [] and all(r["gradient_db"] < 6 for r in rows)
 

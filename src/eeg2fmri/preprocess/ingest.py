@@ -336,7 +336,8 @@ class Stages:
                 scan_onsets: np.ndarray | None, ecg_channel: str | None = None
                 ) -> dict[str, Any]:
         """The detection figures alone (inspect): the gradient's, and the BCG's where the run
-        has an ECG channel and no gradient artefact (it would swamp the heartbeat's)."""
+        has an ECG channel; under a gradient artefact (it would swamp the heartbeat's), on the
+        stretch corrected by AAS over its own volumes, where the volume onsets are known."""
         segment = cls(rec, 1)._segment(scan_onsets, tr)
         stretch = rec.samples(picks, *segment)
         out: dict[str, Any] = {"gradient_db": round(mr.gradient_db(stretch, rec.fs, tr), 2),
@@ -345,9 +346,27 @@ class Stages:
         if exported:
             out["corrected_in_export"] = exported
         ecg = mr.find_ecg(rec.ch_names, ecg_channel)
-        if ecg is not None and out["gradient_db"] <= mr.GRADIENT_DB:
-            beats = mr.heartbeats(rec.samples([ecg], *segment)[0], rec.fs)
-            out["bcg_index"] = round(mr.bcg_index(stretch, beats, rec.fs), 2)
+        if ecg is None:
+            return out
+        ecg_samples = rec.samples([ecg], *segment)[0]
+        if out["gradient_db"] > mr.GRADIENT_DB:
+            epoch = int(round(rec.fs * tr))
+            on = (np.asarray(scan_onsets, np.int64) - segment[0]
+                  if scan_onsets is not None else np.zeros(0, np.int64))
+            on = on[(on - mr.GradientAAS.PAD >= 0)
+                    & (on + epoch + mr.GradientAAS.PAD <= segment[1] - segment[0])]
+            if len(on) < 3:
+                return out  # no onsets to correct the stretch on: not measurable
+            x = np.vstack([stretch, ecg_samples[None]])
+            names = [*picks, ecg]
+            aas = mr.GradientAAS(lambda ch, a, b: x[[names.index(c) for c in ch], a:b].copy(),
+                                 x.shape[1], on, epoch, picks[int(np.argmax(stretch.std(1)))],
+                                 min(MRSettings.window, len(on)))
+            x = aas.samples(names, 0, x.shape[1])[:, on[0]:on[-1] + epoch]  # the volumes'
+            stretch, ecg_samples = x[:-1], x[-1]
+            out["bcg_measured_after"] = "gradient AAS on the stretch"
+        beats = mr.heartbeats(ecg_samples, rec.fs)
+        out["bcg_index"] = round(mr.bcg_index(stretch, beats, rec.fs), 2)
         return out
 
     def _segment(self, scan_onsets: np.ndarray | None, tr: float) -> tuple[int, int]:
