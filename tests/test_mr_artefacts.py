@@ -376,3 +376,21 @@ def test_correction_with_a_missing_volume_marker_is_refused(scanner_raw, tmp_pat
         preprocess_subject(get_dataset("sim", _cfg(gradient="correct", bcg="correct")), root,
                            "sub-01", tmp_path / "s", n_bins=30)
     assert not (tmp_path / "s").exists()
+
+
+def test_a_fast_heart_s_overlapping_epochs_are_corrected_once():
+    """At 110 bpm a beat's epoch (to 0.75 s) reaches into the next one's: each sample is
+    corrected by one beat's template (subtracting both took the overlap's BCG out twice)."""
+    from eeg2fmri.preprocess.mr_artefacts import BCGSubtraction
+
+    fs, n, rng = 250.0, 250 * 200, np.random.default_rng(2)
+    beats = np.cumsum(rng.uniform(0.53, 0.56, 400) * fs)
+    beats = beats[beats < n - fs]
+    t = np.arange(n)
+    eeg = 3e-6 * rng.standard_normal(n)
+    bcg = sum(40e-6 * np.exp(-0.5 * ((t - b - 0.2 * fs) / (0.06 * fs)) ** 2) for b in beats)
+    x = (eeg + bcg)[None]
+    st = BCGSubtraction(lambda ch, a, b: x[:, a:b].copy(), n, beats, fs, ["c"], 21, 0)
+    out = st.samples(["c"], 0, n)[0]
+    inner = slice(int(beats[20]), int(beats[-20]))
+    assert np.std((out - eeg)[inner]) < 0.3 * np.std(eeg)

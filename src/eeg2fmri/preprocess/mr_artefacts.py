@@ -260,8 +260,8 @@ class GradientAAS:
         """Each volume's delay (samples, fractional) against the first: the peak of the
         reference channel's cross-correlation with the first volume's epoch, refined
         parabolically, then by Newton steps on the cross-correlation with the mean of all the
-        volumes aligned (sub-sample: the parabola alone leaves errors of ~0.1 sample, which the
-        template's sharp edges turn into residual artefact)."""
+        volumes aligned (the parabola alone leaves errors of a few hundredths of a sample, which
+        the artefact's sharp edges, hundreds of times the EEG, turn into residual artefact)."""
         n, w = len(self.onsets), self.epoch + 2 * self.PAD
         lags = np.zeros(n)
         f = np.fft.rfftfreq(w)
@@ -405,15 +405,21 @@ class BCGSubtraction:
                 fit = _obs_fit(others[:, rows], own[rows], self.components)
             else:
                 template = others.mean(0)
-                t0 = template[fitted, inner] - template[fitted, inner].mean(1, keepdims=True)
-                e0 = own[fitted, inner] - own[fitted, inner].mean(1, keepdims=True)
-                scale = float(np.clip((t0 * e0).sum() / max((t0**2).sum(), 1e-300),
+                tc = template[fitted, inner] - template[fitted, inner].mean(1, keepdims=True)
+                ec = own[fitted, inner] - own[fitted, inner].mean(1, keepdims=True)
+                scale = float(np.clip((tc * ec).sum() / max((tc**2).sum(), 1e-300),
                                       *self.SCALE))
                 fit = template[rows] * scale
             fit = _shift(fit[None], self.frac[i:i + 1])[0][:, inner]  # back to the beat's time
             t0 = int(self.start[i]) + self.a
-            s, e = max(t0, start), min(t0 + self.b - self.a, stop)
-            out[:, s - start:e - start] += fit[:, s - t0:e - t0]
+            # up to where the next beat's epoch begins (a fast heart's epochs overlap: each
+            # sample is corrected by one beat's template)
+            end = t0 + self.b - self.a
+            if i + 1 < len(self.start):
+                end = min(end, int(self.start[i + 1]) + self.a)
+            s, e = max(t0, start), min(end, stop)
+            if e > s:
+                out[:, s - start:e - start] += fit[:, s - t0:e - t0]
         return out, x[rows, start - first:stop - first] if keep else None
 
     def _epochs(self, x: np.ndarray, first: int, lo: int, hi: int) -> np.ndarray:
