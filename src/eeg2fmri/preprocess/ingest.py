@@ -245,13 +245,8 @@ class Stages:
         artefact that its settings do not address (`detect`) is refused in one line naming the
         figure and the config key."""
         st, m = cls(rec, ing.decimate), ing.mr
-        segment = st._segment(scan_onsets, tr)
-        stretch = rec.samples(picks, *segment)
-        g = mr.gradient_db(stretch, rec.fs, tr)
-        st.report.update(gradient_db=round(g, 2), gradient=m.gradient)
-        exported = mr.export_history(rec.path, rec.format)
-        if exported:
-            st.report["corrected_in_export"] = exported
+        segment, stretch, g, found = cls._detect(rec, picks, tr, scan_onsets)
+        st.report.update(found, gradient=m.gradient)
         if g > mr.GRADIENT_DB and m.gradient == "detect":
             raise InputError(rec.path, (
                 f"{run}gradient artefact: the volume-frequency harmonics stand {g:.1f} dB above "
@@ -266,25 +261,50 @@ class Stages:
             aas = mr.GradientAAS(rec.samples, rec.n_samples, scan_onsets,
                                  int(round(rec.fs * tr)), reference, m.window)
             st.source, st.aas = aas.samples, aas
+        st._bcg_stage(picks, ing, tr, scan_onsets, segment, run, key)
+        if m.gradient == "correct":  # measured on the final source (after a second pass)
             st.report["gradient_db_after"] = round(
-                mr.gradient_db(aas.samples(picks, *segment), rec.fs, tr), 2)
+                mr.gradient_db(st.source(picks, *segment), rec.fs, tr), 2)
+        return st
+
+    @classmethod
+    def _detect(cls, rec: Recording, picks: list[str], tr: float,
+                scan_onsets: np.ndarray | None
+                ) -> tuple[tuple[int, int], np.ndarray, float, dict[str, Any]]:
+        """The stretch detection reads (segment, samples), the gradient figure (unrounded) and
+        the report's first entries: `gradient_db`, and what the export's history says."""
+        segment = cls(rec, 1)._segment(scan_onsets, tr)
+        stretch = rec.samples(picks, *segment)
+        g = mr.gradient_db(stretch, rec.fs, tr)
+        found: dict[str, Any] = {"gradient_db": round(g, 2)}
+        exported = mr.export_history(rec.path, rec.format)
+        if exported:
+            found["corrected_in_export"] = exported
+        return segment, stretch, g, found
+
+    def _bcg_stage(self, picks: list[str], ing: Ingestion, tr: float,
+                   scan_onsets: np.ndarray | None, segment: tuple[int, int], run: str,
+                   key: str) -> None:
+        """Heartbeats, the BCG figure, and the BCG stage `ing.mr.bcg` asks for (with a second
+        pass of both stages when the gradient is corrected too)."""
+        rec, m = self.rec, ing.mr
         fs_out = rec.fs / ing.decimate
         ecg = mr.find_ecg(rec.ch_names, m.ecg_channel)
-        st.report.update(bcg=m.bcg, ecg_channel=ecg)
+        self.report.update(bcg=m.bcg, ecg_channel=ecg)
         if ecg is None:
             if m.bcg == "correct" or m.ecg_channel:
                 what = "correction" if m.bcg == "correct" else "detection"
                 raise InputError(rec.path, f"{run}BCG {what} needs an ECG channel: none named "
                                            f"{m.ecg_channel or 'ECG or EKG'}; set "
                                            f"{key}.ecg_channel")
-            st.report["bcg_index"] = None  # not measurable
-            return st
+            self.report["bcg_index"] = None  # not measurable
+            return
         n_out = -(-rec.n_samples // ing.decimate)
-        beats = mr.heartbeats(st._decimated([ecg], 0, n_out)[0], fs_out)
+        beats = mr.heartbeats(self._decimated([ecg], 0, n_out)[0], fs_out)
         a, b = (int(x) // ing.decimate for x in segment)
-        index = mr.bcg_index(st._decimated(picks, a, b), beats[(beats >= a) & (beats < b)] - a,
+        index = mr.bcg_index(self._decimated(picks, a, b), beats[(beats >= a) & (beats < b)] - a,
                              fs_out)
-        st.report.update(bcg_index=round(index, 2), heartbeats=len(beats))
+        self.report.update(bcg_index=round(index, 2), heartbeats=len(beats))
         if index > mr.BCG_INDEX and m.bcg == "detect":
             raise InputError(rec.path, (
                 f"{run}ballistocardiogram: the heartbeat-locked average of the EEG is {index:.1f} "
@@ -292,14 +312,13 @@ class Stages:
                 f"heartbeats on {ecg}). Set {key}.bcg: correct (average artefact subtraction "
                 "on the R-peaks), or keep"))
         if m.bcg == "correct":
-            st.bcg = mr.BCGSubtraction(st._decimated, n_out, beats, fs_out, picks, m.beats, m.obs)
+            self.bcg = mr.BCGSubtraction(self._decimated, n_out, beats, fs_out, picks, m.beats,
+                                         m.obs)
             if m.gradient == "correct":
-                st._second_pass(picks, n_out, scan_onsets, tr, m)
-                st.report["gradient_db_after"] = round(
-                    mr.gradient_db(st.source(picks, *segment), rec.fs, tr), 2)
-            st.report["bcg_index_after"] = round(mr.bcg_index(
-                st.bcg.samples(picks, a, b), beats[(beats >= a) & (beats < b)] - a, fs_out), 2)
-        return st
+                assert scan_onsets is not None
+                self._second_pass(picks, n_out, scan_onsets, tr, m)
+            self.report["bcg_index_after"] = round(mr.bcg_index(
+                self.bcg.samples(picks, a, b), beats[(beats >= a) & (beats < b)] - a, fs_out), 2)
 
     def _second_pass(self, picks: list[str], n_out: int, scan_onsets: np.ndarray, tr: float,
                      m: MRSettings) -> None:
@@ -338,13 +357,8 @@ class Stages:
         """The detection figures alone (inspect): the gradient's, and the BCG's where the run
         has an ECG channel; under a gradient artefact (it would swamp the heartbeat's), on the
         stretch corrected by AAS over its own volumes, where the volume onsets are known."""
-        segment = cls(rec, 1)._segment(scan_onsets, tr)
-        stretch = rec.samples(picks, *segment)
-        out: dict[str, Any] = {"gradient_db": round(mr.gradient_db(stretch, rec.fs, tr), 2),
-                               "bcg_index": None}
-        exported = mr.export_history(rec.path, rec.format)
-        if exported:
-            out["corrected_in_export"] = exported
+        segment, stretch, _, found = cls._detect(rec, picks, tr, scan_onsets)
+        out: dict[str, Any] = {**found, "bcg_index": None}
         ecg = mr.find_ecg(rec.ch_names, ecg_channel)
         if ecg is None:
             return out
