@@ -89,7 +89,11 @@ def per_fold_table(metric_paths: list[Path], ceiling_paths: Sequence[Path] = ()
                    ) -> pd.DataFrame:
     """One row per (model, fold): the mean over its seeds (an undefined seed makes the fold
     undefined), with `seeds` and each metric's SD over seeds (`<metric>_seed_std`)."""
-    runs = run_table(metric_paths, ceiling_paths)
+    return seed_averaged(run_table(metric_paths, ceiling_paths))
+
+
+def seed_averaged(runs: pd.DataFrame) -> pd.DataFrame:
+    """`run_table`'s rows averaged over seeds, one per (model, fold)."""
     g = runs.groupby(["model", "fold"], sort=False, dropna=False)
     out = g[["test_subject", "params"]].first()
     out["seeds"] = g.size()
@@ -264,12 +268,12 @@ def aggregate(metric_paths: list[Path], out_dir: Path, specs: dict[str, dict] | 
               ceiling_made_with: dict | None = None) -> str:
     check_specs(metric_paths, specs or {}, seeds)
     check_ceilings(ceiling_paths, ceiling_made_with)
-    df = per_fold_table(metric_paths, ceiling_paths)
+    runs = run_table(metric_paths, ceiling_paths)
+    df = seed_averaged(runs)
     summary = summary_table(df)
     paired = paired_table(df)  # on seed-averaged folds
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text(out_dir / "per_fold.csv",
-               run_table(metric_paths, ceiling_paths).to_csv(index=False))
+    write_text(out_dir / "per_fold.csv", runs.to_csv(index=False))
     write_text(out_dir / "summary.csv", summary.to_csv())
     write_text(out_dir / "paired_vs_baseline.csv", paired.to_csv(index=False))
     tasks = task_fold_table(metric_paths)
