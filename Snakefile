@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from eeg2fmri.config import config_errors
-from eeg2fmri.io import unwritable
+from eeg2fmri.io import hold_directory, unwritable
 
 min_version("9.0")
 
@@ -27,6 +27,21 @@ if why := unwritable(Path.cwd()):
                         "or point -d/--directory at, a folder you can write")
 
 
+# One run at a time in a working directory: a second one would find the first one's running
+# jobs' outputs "incomplete" and advise --rerun-incomplete, which deletes them.
+if workflow.is_main_process and (holder := hold_directory(Path.cwd() / ".snakemake")):
+    raise WorkflowError(f"another snakemake run holds this directory ({holder}): wait for it to "
+                        "end (or stop it), or run from another directory with -d")
+
+
+# Every run writes its logs, tables and settings records under results_root (dry runs too: the
+# records, workflow/rules/common.smk settings_file): refuse before the DAG is built.
+if why := unwritable(config["results_root"]):
+    raise WorkflowError(f"results_root '{config['results_root']}' cannot be written ({why}): set "
+                        "results_root in config.yaml (or --config results_root=...) to a "
+                        "folder you can write")
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/preprocess.smk"
@@ -36,12 +51,9 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/synthesize.smk"
 
 
-onstart:
-    # Every run writes its logs and tables under results_root: refuse before the first job.
-    if why := unwritable(RESULTS):
-        raise WorkflowError(f"results_root '{RESULTS}' cannot be written ({why}): set "
-                            "results_root in config.yaml (or --config results_root=...) to a "
-                            "folder you can write")
+for _name in config["datasets"]:  # config `folds` naming no fold: one line, before any job
+    if not dataset(_name).from_participants or is_local(_name):
+        fold_names(_name)
 
 
 onerror:

@@ -122,7 +122,9 @@ def build_oddball(srv: Path, nid: str = "001", n_vol: int = 24) -> dict:
     ds = REAL["oddball"]
     stage = srv / "tmp" / f"sub{nid}"
     for r, run in enumerate(ds.runs):
-        data = np.zeros((49, n_vol * 2000), dtype=np.float32)
+        # every run its own samples (a byte-identical copy of another run is refused)
+        data = (0.01 * np.random.default_rng(r).standard_normal((49, n_vol * 2000))
+                ).astype(np.float32)
         if r == 0:
             data[:43, BURST_VOLUME * 2000:(BURST_VOLUME + 1) * 2000] = _burst(2000, 1000.0, 20.0)
         eeg = stage / "EEG" / run / "EEG_noGA.mat"
@@ -182,7 +184,7 @@ def build_xp2(srv: Path, subjects: tuple[str, ...] = ("sub-xp201", "sub-xp202", 
     root = srv / "s3" / "ds002338"
     names = [f"E{i + 1}" for i in range(63)] + ["ECG"]
     rng = np.random.default_rng(0)
-    for subject in subjects:
+    for k, subject in enumerate(subjects):
         eeg_dir = root / "derivatives" / subject / "eeg_pp"
         eeg_dir.mkdir(parents=True)
         for r, run in enumerate(ds.runs):
@@ -195,7 +197,7 @@ def build_xp2(srv: Path, subjects: tuple[str, ...] = ("sub-xp201", "sub-xp202", 
             _write_vhdr(eeg_dir, f"{subject}_{run}_eeg_pp", data, 200.0, names, events,
                         "binary_float32")
             _bold((64, 64, 16), n_vol, 1.0, (2.0, 2.0, 4.0),
-                  root / subject / "func" / f"{subject}_{run}_bold.nii.gz", seed=r)
+                  root / subject / "func" / f"{subject}_{run}_bold.nii.gz", seed=100 * k + r)
     return {"subjects": list(subjects), "n_vol": n_vol, "lead_in": lead_in,
             "runs": len(ds.runs)}
 

@@ -67,8 +67,8 @@ def test_inspect_flags_the_scanner_recording_and_passes_clean_eeg(scanner_raw, g
     assert all(r["gradient_db"] > 20 and r["bcg_index"] > 3 for r in rows), rows
     assert sorted(str(p).split(": ", 2)[1] for p in problems) == (
         ["ballistocardiogram"] * SCANNER.n_subjects + ["gradient artefact"] * SCANNER.n_subjects)
-    assert all("sim.mr_artefacts.gradient: correct, or keep" in str(p) or
-               "sim.mr_artefacts.bcg: correct, or keep" in str(p) for p in problems)
+    assert all("simulation.mr_artefacts.gradient: correct, or keep" in str(p) or
+               "simulation.mr_artefacts.bcg: correct, or keep" in str(p) for p in problems)
     rows, problems = inspect_dataset(get_dataset("sim", _cfg(gradient="correct")), gradient_only)
     assert problems == [] and all(r["bcg_index"] < 2 for r in rows), rows
     rows, problems = inspect_dataset(get_dataset("sim", _cfg(TINY)), tiny_raw)
@@ -247,7 +247,7 @@ def test_the_correction_does_not_depend_on_the_blocks(scanner_raw, monkeypatch):
 def test_bcg_correction_without_an_ecg_channel_names_the_key(scanner_raw, tmp_path):
     cfg = _cfg(gradient="correct", bcg="correct", ecg_channel="EKG2")
     with pytest.raises(InputError, match="BCG correction needs an ECG channel: none named EKG2; "
-                                         "set dataset_settings.sim.mr_artefacts.ecg_channel"):
+                                         "set simulation.mr_artefacts.ecg_channel"):
         preprocess_subject(get_dataset("sim", cfg), scanner_raw, "sub-01", tmp_path / "s",
                            n_bins=30)
 

@@ -250,7 +250,7 @@ def test_missing_first_volumes_are_an_error_until_the_markers_are_skipped(tmp_pa
     [problem] = _problems(root)
     assert str(files["eeg"]) in problem and str(files["bold"]) in problem
     assert f"{N_VOL} volume markers" in problem and f"has {N_VOL - 5} volumes" in problem
-    assert "dataset_settings.mystudy.skip_markers: 5" in problem
+    assert f"dataset_settings.mystudy.skip_markers: {SKIP + 5}" in problem
     # the hint resolves it: volume i pairs with marker i + 5 (the planted signal stays paired)
     fixed = dict(skip_markers=SKIP + 5)
     assert _problems(root, **fixed) == []

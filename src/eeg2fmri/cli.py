@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from eeg2fmri.errors import InputError
+from eeg2fmri.errors import InputError, missing
 
 
-def _json(text: str) -> Any:
-    return json.loads(text)
+class _JSON(str):
+    """A JSON option's text, parsed and checked in `main` (a problem: one line naming it)."""
+
+
+def _schema() -> str:
+    schema = Path(__file__).with_name("config.schema.yaml")  # installed beside the package
+    if not schema.is_file():
+        raise InputError(schema, "the config schema is missing from this installation: "
+                                 "reinstall eeg2fmri (pip install .)")
+    return str(schema)
 
 
 def _config_file(path: Path) -> dict[str, Any]:
@@ -26,14 +34,82 @@ def _config_file(path: Path) -> dict[str, Any]:
         cfg = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as e:
         raise InputError(path, f"not a readable YAML config ({e})") from None
-    schema = Path(__file__).with_name("config.schema.yaml")  # installed beside the package
-    if not schema.is_file():
-        raise InputError(schema, "the config schema is missing from this installation: "
-                                 "reinstall eeg2fmri (pip install .)")
-    problems = config_errors(cfg, str(schema))
+    problems = config_errors(cfg, _schema())
     if problems:
         raise InputError(path, "; ".join(problems))
     return cfg
+
+
+def _option(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _specs_errors(option: str, specs: Any, schema: str) -> list[str]:
+    from eeg2fmri.config import spec_errors
+
+    if not isinstance(specs, dict):
+        return [f"{option} must be a JSON object {{model: training spec}}"]
+    return [line for name, spec in specs.items()
+            for line in spec_errors(f"{option} model {name!r}", spec, schema)]
+
+
+def _ceiling_errors(option: str, made: Any, schema: str) -> list[str]:
+    from eeg2fmri.config import option_errors
+
+    context = made.get("context") if isinstance(made, dict) else None
+    if not (isinstance(made, dict) and set(made) == {"features", "context"}
+            and isinstance(context, int) and context >= 1):
+        return [f'{option} must be a JSON object {{"features": preprocessing settings, '
+                '"context": an integer >= 1}']
+    return option_errors(f"{option} features", made["features"], schema)
+
+
+def _splits_errors(option: str, splits: Any, schema: str) -> list[str]:
+    ok = isinstance(splits, dict) and all(
+        isinstance(tests, list) and tests and all(isinstance(t, str) for t in tests)
+        for tests in splits.values())
+    return [] if ok else [f'{option} must be a JSON object {{"name": ["sub-01", ...]}}: each '
+                          "fixed split's test subjects"]
+
+
+def _checks() -> dict[str, Callable[[str, Any, str], list[str]]]:
+    """What each JSON option holds, as a check (option, value, schema) -> one line a problem."""
+    from eeg2fmri.config import option_errors, spec_errors
+
+    return {"config": option_errors, "expect_features": option_errors,
+            "settings": lambda o, v, s: option_errors(o, v, s, "simulation"),
+            "urls": lambda o, v, s: option_errors(o, v, s, "download_urls"),
+            "expect_seeds": lambda o, v, s: option_errors(o, v, s, "seeds") if v else [],
+            "spec": spec_errors, "expect_spec": spec_errors, "expect_specs": _specs_errors,
+            "expect_ceiling": _ceiling_errors, "splits": _splits_errors}
+
+
+MINIMUM = {"context": 1, "channels": 1, "freqs": 1, "threads": 1, "seed": 0, "start": 0}
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Parse the JSON options and check them, and the numbers, before the verb runs."""
+    problems = []
+    for dest, value in vars(args).items():
+        if isinstance(value, _JSON):
+            try:
+                setattr(args, dest, json.loads(value))
+            except json.JSONDecodeError as e:
+                problems.append(f"{_option(dest)}: not valid JSON ({e})")
+    if problems:
+        raise InputError(None, "; ".join(problems))
+    if getattr(args, "configfile", None) is not None:
+        args.config = _config_file(args.configfile)
+    for dest, check in _checks().items():
+        if getattr(args, dest, None) is not None:
+            problems += check(_option(dest), getattr(args, dest), _schema())
+    problems += [f"{_option(dest)} must be at least {low}, not {value:g}"
+                 for dest, low in MINIMUM.items()
+                 if (value := getattr(args, dest, None)) is not None and value < low]
+    problems += [f"--shape must be at least 1 voxel each way, not {' '.join(map(str, shape))}"
+                 for shape in [getattr(args, "shape", None) or []] if min(shape, default=1) < 1]
+    if problems:
+        raise InputError(None, "; ".join(problems))
 
 
 def _prepare_device(device: str, threads: int | None) -> None:
@@ -94,10 +170,11 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     if out.suffix != ".tsv" or out.is_dir():
         raise InputError(out, "--out must name the table to write, a .tsv file (its .md "
                               "summary goes beside it)")
-    inside = Path(os.path.abspath(out)).is_relative_to(os.path.abspath(root))
-    if inside:
-        raise InputError(out, f"lies inside the dataset's root {root}: inspect never writes "
-                              "into a dataset; choose an --out elsewhere")
+    for written in (out, out.with_suffix(".md")):  # links followed: where the bytes would go
+        if written.resolve().is_relative_to(Path(root).resolve()):
+            raise InputError(written, f"lies inside the dataset's root {root} (followed to "
+                                      f"{written.resolve()}): inspect never writes into a "
+                                      "dataset; choose an --out elsewhere")
     pairing = a.config.get("features", {}).get("pairing", "markers")
     rows, problems = inspect_dataset(ds, root, pairing)
     print(write_tables(rows, problems, out))
@@ -125,8 +202,11 @@ def cmd_train(a: argparse.Namespace) -> None:
     from eeg2fmri.training.folds import fold_by_name
     from eeg2fmri.training.trainer import train_fold
 
+    try:
+        fold = fold_by_name(a.subjects, a.fold, a.splits)
+    except ValueError as e:
+        raise InputError(None, f"--fold {a.fold}: {e}") from None
     _prepare_device(a.device, a.threads)
-    fold = fold_by_name(a.subjects, a.fold, a.splits)
     record = train_fold(a.spec, fold, a.features, a.out, device=a.device,
                         progress=not a.no_progress, features_settings=a.expect_features)
     assert record is not None
@@ -169,6 +249,19 @@ def cmd_aggregate(a: argparse.Namespace) -> None:
     from eeg2fmri.reporting.aggregate import aggregate
     from eeg2fmri.reporting.figures import make_figures
 
+    if not a.features.is_dir():
+        raise InputError(a.features, "--features is not a folder (the dataset's features, a "
+                                     "folder per subject)")
+    beside = {"--metrics": ["predictions.nii.gz", *["voxel_corr.nii.gz"] * a.maps],
+              "--ceiling": ["ceiling_voxel_corr.nii.gz"] * a.maps}
+    for paths, option, keys in ((a.metrics, "--metrics", METRICS_KEYS),
+                                (a.ceiling, "--ceiling", METRICS_KEYS[1:4])):
+        for path in paths:
+            _json_file(path, option, keys)
+            for other in (path.with_name(name) for name in beside[option]):
+                if not other.is_file():
+                    raise InputError(other, missing(other, f"this file, read beside {option} "
+                                                           f"{path.name},"))
     table = aggregate(a.metrics, a.out, a.expect_specs, a.expect_seeds, a.ceiling,
                       a.expect_ceiling)
     make_figures(a.metrics, a.features, a.out, a.ceiling)
@@ -179,6 +272,24 @@ def cmd_aggregate(a: argparse.Namespace) -> None:
     print(table)
 
 
+METRICS_KEYS = ("model", "fold", "test_subject", "mean", "train")  # of a metrics.json
+
+
+def _json_file(path: Path, option: str, keys: tuple[str, ...]) -> None:
+    """`path` (given to `option`) is a JSON object with `keys`, or one line says why not."""
+    if not path.is_file():
+        raise InputError(path, missing(path, f"this {option} file"))
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(path, f"this {option} file is not readable JSON ({e})") from None
+    lacking = [k for k in keys if k not in obj] if isinstance(obj, dict) else list(keys)
+    if lacking:
+        raise InputError(path, f"this {option} file lacks {', '.join(lacking)}: not one that "
+                               f"eeg2fmri {'evaluate' if option == '--metrics' else 'ceiling'} "
+                               "wrote")
+
+
 def cmd_env(a: argparse.Namespace) -> None:
     from eeg2fmri.environment import summary
 
@@ -186,10 +297,25 @@ def cmd_env(a: argparse.Namespace) -> None:
 
 
 def cmd_params(a: argparse.Namespace) -> None:
-    from eeg2fmri.models import build_model, count_parameters
+    from eeg2fmri.config import MODEL_KEYS, option_errors
+    from eeg2fmri.models import ARCHITECTURES, build_model, count_parameters
 
-    model = build_model(a.arch, n_channels=a.channels, n_freqs=a.freqs,
-                        out_shape=tuple(a.shape), context=a.context, **a.params)
+    if a.arch not in ARCHITECTURES:
+        raise InputError(None, f"--arch {a.arch!r} is not an architecture (known: "
+                               f"{', '.join(sorted(ARCHITECTURES))})")
+    if not isinstance(a.params, dict):
+        raise InputError(None, '--params must be a JSON object of settings, e.g. {"width": 256}')
+    problems = [f"--params key {k!r} is not a setting of {a.arch} (it is a key of a "
+                "model_settings entry)" for k in a.params if k in MODEL_KEYS]
+    problems = problems or option_errors("--params", {**a.params, "arch": a.arch}, _schema(),
+                                         "model_settings.params")
+    if problems:
+        raise InputError(None, "; ".join(problems))
+    try:
+        model = build_model(a.arch, n_channels=a.channels, n_freqs=a.freqs,
+                            out_shape=tuple(a.shape), context=a.context, **a.params)
+    except (ValueError, AssertionError) as e:  # the model's (or torch's) check of its settings
+        raise InputError(None, f"{a.arch} with --params {json.dumps(a.params)}: {e}") from None
     print(f"{a.arch}: {count_parameters(model):,} trainable parameters")
 
 
@@ -203,7 +329,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="write the simulated BIDS-like dataset")
     s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--settings", type=_json, default={}, help="JSON of simulation settings")
+    s.add_argument("--settings", type=_JSON, default={}, help="JSON of simulation settings")
     s.set_defaults(func=cmd_simulate)
 
     s = sub.add_parser("preprocess", help="one subject: raw EEG + BOLD -> features store")
@@ -211,7 +337,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--raw", type=Path, required=True, help="the dataset's raw root")
     s.add_argument("--subject", required=True)
     s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--config", type=_json, default={}, help="JSON of the workflow config")
+    s.add_argument("--config", type=_JSON, default={}, help="JSON of the workflow config")
     s.add_argument("--manifest", type=Path, help="verify the raw files' SHA-256 against this")
     s.set_defaults(func=cmd_preprocess)
 
@@ -223,10 +349,10 @@ def parser() -> argparse.ArgumentParser:
                    help="instead of a subject: the dataset's participants.tsv")
     s.add_argument("--raw", type=Path, required=True, help="the dataset's raw root")
     s.add_argument("--manifest", type=Path)
-    s.add_argument("--urls", type=_json, default={}, help="JSON of download base URLs")
+    s.add_argument("--urls", type=_JSON, default={}, help="JSON of download base URLs")
     s.add_argument("--local", action="store_true",
                    help="the raw root is an existing copy: never download, only verify")
-    s.add_argument("--config", type=_json, default={},
+    s.add_argument("--config", type=_JSON, default={},
                    help="JSON of the workflow config (dataset_settings, subjects)")
     s.add_argument("--strict", action="store_true",
                    help="refuse files whose source publishes no checksum")
@@ -237,7 +363,7 @@ def parser() -> argparse.ArgumentParser:
                                        "per subject and run, every problem in words")
     s.add_argument("--dataset", required=True)
     s.add_argument("--raw", type=Path, help="the dataset's root (default: its config root)")
-    s.add_argument("--config", type=_json, default={},
+    s.add_argument("--config", type=_JSON, default={},
                    help="JSON of the workflow config (dataset_settings, subjects, features)")
     s.add_argument("--configfile", type=Path, help="a workflow config file (YAML) instead")
     s.add_argument("--out", type=Path, help="the table (TSV; a .md summary beside it)")
@@ -250,10 +376,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--subjects", nargs="+", required=True, help="all subjects of the dataset")
     s.add_argument("--fold", required=True,
                    help="fold-<test subject> or split-<name>; test subjects are never read")
-    s.add_argument("--splits", type=_json, default={},
+    s.add_argument("--splits", type=_JSON, default={},
                    help="JSON {name: [test subjects]} of the dataset's fixed splits")
-    s.add_argument("--spec", type=_json, required=True, help="JSON training spec")
-    s.add_argument("--expect-features", type=_json, help=EXPECT_FEATURES)
+    s.add_argument("--spec", type=_JSON, required=True, help="JSON training spec")
+    s.add_argument("--expect-features", type=_JSON, help=EXPECT_FEATURES)
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=int, default=None)
@@ -267,8 +393,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", type=Path, required=True)
     s.add_argument("--predictions", type=Path, required=True)
     s.add_argument("--maps", type=Path, help="the voxel corr. map (NIfTI) to write")
-    s.add_argument("--expect-features", type=_json, help=EXPECT_FEATURES)
-    s.add_argument("--expect-spec", type=_json,
+    s.add_argument("--expect-features", type=_JSON, help=EXPECT_FEATURES)
+    s.add_argument("--expect-spec", type=_JSON,
                    help="JSON training spec the model must have been trained with")
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=int, default=None)
@@ -301,21 +427,21 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--context", type=int, required=True, help="features.context")
     s.add_argument("--out", type=Path, required=True, help="ceiling.json to write")
     s.add_argument("--maps", type=Path, required=True, help="its voxel corr. map (NIfTI)")
-    s.add_argument("--expect-features", type=_json, help=EXPECT_FEATURES)
+    s.add_argument("--expect-features", type=_JSON, help=EXPECT_FEATURES)
     s.set_defaults(func=cmd_ceiling)
 
     s = sub.add_parser("aggregate", help="per-fold metrics -> tables and figures")
     s.add_argument("--metrics", type=Path, nargs="+", required=True)
     s.add_argument("--features", type=Path, required=True, help="the dataset's features dir")
     s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--expect-specs", type=_json,
+    s.add_argument("--expect-specs", type=_JSON,
                    help="JSON {model: training spec} the metrics must have been made with")
     s.add_argument("--ceiling", type=Path, nargs="*", default=[],
                    help="simulated data: each fold's ceiling.json (eeg2fmri ceiling)")
-    s.add_argument("--expect-ceiling", type=_json,
+    s.add_argument("--expect-ceiling", type=_JSON,
                    help='JSON {"features": preprocessing settings, "context": n} the ceilings '
                         "must have been made with")
-    s.add_argument("--expect-seeds", type=_json, default=[],
+    s.add_argument("--expect-seeds", type=_JSON, default=[],
                    help="JSON list of the run's seeds (several: replicates; a metrics file's "
                         "spec may carry any of them)")
     s.add_argument("--maps", action="store_true",
@@ -333,7 +459,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--freqs", type=int, default=249)
     s.add_argument("--shape", type=int, nargs=3, default=[30, 64, 64], metavar=("D", "H", "W"))
     s.add_argument("--context", type=int, default=20)
-    s.add_argument("--params", type=_json, default={}, help='JSON, e.g. \'{"width": 256}\'')
+    s.add_argument("--params", type=_JSON, default={}, help='JSON, e.g. \'{"width": 256}\'')
     s.set_defaults(func=cmd_params)
     return p
 
@@ -341,11 +467,16 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        if getattr(args, "configfile", None) is not None:
-            args.config = _config_file(args.configfile)
+        _check_options(args)
         return args.func(args) or 0
     except InputError as e:
         print(f"eeg2fmri {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file the system refused (read-only folder, full disk): one line
+        if e.filename is None:
+            raise
+        print(f"eeg2fmri {args.verb}: error: {e.filename}: cannot be written or read: "
+              f"{e.strerror}", file=sys.stderr)
         return 2
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,9 +125,11 @@ def config_errors(cfg: dict[str, Any], schema_path: str) -> list[str]:
             why = ("YAML reads an exponent without a sign as text; write it as "
                    f"{float(err.instance):.6g} or with a signed exponent (1.0e+12)"
                    if "e" in err.instance.lower() else
-                   "`snakemake --config` passes numbers inside lists and mappings as text; "
-                   "set this key in a config file (--configfile) instead")
+                   "write it without quotes (`snakemake --config` passes numbers inside lists "
+                   "and mappings as text: set such a key in a config file instead)")
             lines.append(f"config key {key!r}: {err.instance!r} is text, not a number: {why}")
+        elif err.validator == "type":
+            lines.append(f"config key {key!r}: {_type_error(err.instance, err.schema, key)}")
         elif err.validator == "pattern" and err.validator_value == DATASET_NAME:
             lines.append(f"config key {key!r}: dataset name {err.instance!r} may hold only "
                          "lowercase letters and digits, starting with a letter (it names "
@@ -153,6 +157,37 @@ def _strings(obj: Any, key: str = "") -> list[tuple[str, str]]:
 
 DATASET_NAME = "^[a-z][a-z0-9]*$"
 RESERVED_NAMES = ("logs",)  # results_root/logs/ holds the job logs beside results_root/<dataset>/
+# results_root/<dataset>/ holds these beside one folder per model
+RESERVED_MODEL_NAMES = ("ceiling", "summary", "synthesized", "inspect")
+
+
+_WORDS = {"array": ("a list", "lists"), "object": ("a mapping", "mappings"),
+          "integer": ("an integer", "integers"), "number": ("a number", "numbers"),
+          "string": ("text", "strings"), "boolean": ("true or false", "booleans"),
+          "null": ("null", "nulls")}
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's type in words ("a list", "text", ...)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    kind = {dict: "object", list: "array", str: "string", int: "integer", float: "number",
+            type(None): "null"}.get(type(value), "string")
+    return _WORDS[kind][0]
+
+
+def _type_error(value: Any, schema: dict[str, Any], key: str = "key") -> str:
+    """`value` is not of the schema's type, in words: "'null' is text; it must be a list of
+    integers or null (...)"."""
+    wanted = [schema["type"]] if isinstance(schema["type"], str) else list(schema["type"])
+    items = schema.get("items", {}).get("type")
+    words = [_WORDS[t][0] + (f" of {_WORDS[items][1]}" if t == "array" and items in _WORDS
+                             else "") for t in wanted]
+    text = f"{value!r} is {_kind(value)}; it must be {' or '.join(words)}"
+    if "null" in wanted and isinstance(value, str) and value.lower() in ("null", "none", "~"):
+        text += (" (null: write null unquoted in a config file, or `snakemake --config "
+                 f"{key}=` with nothing after '=')")
+    return text
 
 
 def _number_text(value: Any) -> bool:
@@ -210,7 +245,6 @@ def dataset_errors(cfg: dict[str, Any]) -> list[str]:
 def pattern_error(pattern: str | None, entry: dict[str, Any]) -> str | None:
     """Why an eeg/bold path pattern cannot be used, or None: it must lie below the root and name
     each subject's own file."""
-    import re
     from pathlib import PurePosixPath
 
     if not pattern:
@@ -242,6 +276,9 @@ def synthesis_errors(cfg: dict[str, Any]) -> list[str]:
         if entry.get("dataset") and entry["dataset"] not in (cfg.get("datasets") or ["sim"]):
             lines.append(f"config key 'synthesize.{i}.dataset': {entry['dataset']!r} is not in "
                          "datasets")
+        if isinstance(entry.get("marker"), str) and not entry["marker"].strip():
+            lines.append(f"config key 'synthesize.{i}.marker' is empty: give the volume marker "
+                         "(e.g. R128), or none to window every TR from start")
     return lines
 
 
@@ -274,7 +311,9 @@ def model_errors(cfg: dict[str, Any]) -> list[str]:
     from eeg2fmri.models import ARCHITECTURES
 
     settings = cfg.get("model_settings") or {}
-    lines = []
+    lines = [f"config key 'model_settings.{name}': {name!r} names results/<dataset>/{name}/, "
+             "which holds the run's own outputs; give the model another name"
+             for name in settings if name in RESERVED_MODEL_NAMES]
     for name in settings:
         chain = [name]
         while "same_as" in settings[chain[-1]]:
@@ -301,3 +340,70 @@ def model_errors(cfg: dict[str, Any]) -> list[str]:
                         lines.append(f"config key 'model_settings.{n}.{key}' is not a setting "
                                      f"of {arch} (it accepts: {', '.join(accepted) or 'none'})")
     return sorted(set(lines))
+
+
+def option_errors(option: str, value: Any, schema_path: str, at: str = "") -> list[str]:
+    """A verb's JSON option checked against the config schema as the config's `at` (a dotted
+    key, e.g. `simulation` for simulate --settings; "": a config, of which only what is given is
+    checked, less the workflow's `code` digest): one line per problem, naming the option and
+    its key."""
+    if not at and isinstance(value, dict):
+        value = {k: v for k, v in value.items() if k != "code"}
+    cfg = value
+    for part in reversed(at.split(".") if at else []):
+        cfg = {part: cfg}
+    return renamed(config_errors(cfg, schema_path), option, at)
+
+
+def renamed(lines: list[str], option: str, at: str = "",
+            key: Callable[[str], str] = lambda k: k) -> list[str]:
+    """config_errors' lines about an option holding the config's `at`: "config key 'at.x.y'"
+    becomes "--option key 'x.y'" (`key` maps x.y on), "config key 'at'" "--option"."""
+    def name(m: re.Match[str]) -> str:
+        inner = m[1].removeprefix(at).removeprefix(".") if at else m[1]
+        return option if inner in ("", "(top level)") else f"{option} key {key(inner)!r}"
+
+    return [re.sub(r"config key '([^']*)'", name, line) for line in lines]
+
+
+# a training spec (train_spec) as `eeg2fmri train --spec` reads it; `selection` may be left out
+SPEC_KEYS = ("name", "arch", "shuffle_eeg", "params", "features", "training")
+
+
+def spec_errors(option: str, spec: Any, schema_path: str) -> list[str]:
+    """A training spec (JSON of `train_spec`) checked as its model_settings entry, features and
+    training would be: one line per problem, naming the option and the spec's key."""
+    if not isinstance(spec, dict):
+        return [f"{option}: {_type_error(spec, {'type': 'object'})} (a training spec)"]
+    missing = [k for k in SPEC_KEYS if k not in spec]
+    unknown = sorted(set(spec) - {*SPEC_KEYS, "selection"})
+    if missing or unknown:
+        what = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"unknown {', '.join(unknown)}"] if unknown else [])
+        return [f"{option}: a training spec holds {', '.join(SPEC_KEYS)} (and selection); "
+                f"{'; '.join(what)}"]
+    lines = [f"{option} key {k!r}: {_type_error(spec[k], {'type': t})}"
+             for k, t in (("name", "string"), ("arch", "string"), ("params", "object"),
+                          ("features", "object"), ("training", "object"))
+             if not isinstance(spec[k], dict if t == "object" else str)]
+    if lines:
+        return lines
+    lines = [f"{option} key 'params.{k}' is not a model setting (it is a key of the spec or of "
+             "model_settings)" for k in spec["params"] if k in MODEL_KEYS]
+    lines += [f"{option} key 'features.{k}' is missing (training reads it)"
+              for k in ("context", "eeg_norm") if k not in spec["features"]]
+    entry = {k: spec[k] for k in ("arch", "shuffle_eeg", "selection") if k in spec}
+    features = {k: v for k, v in spec["features"].items()
+                if (k, v) != ("eeg_norm", "raw_standard")}  # raw-input models' own norm
+    cfg = {"model_settings": {"spec": {**spec["params"], **entry}}, "features": features,
+           "training": spec["training"]}
+    return lines or renamed(config_errors(cfg, schema_path), option, key=_spec_key)
+
+
+def _spec_key(key: str) -> str:
+    """A key of spec_errors' config as the spec's: model_settings.spec.width -> params.width."""
+    if not key.startswith("model_settings.spec"):
+        return key
+    rest = key.removeprefix("model_settings.spec").removeprefix(".")
+    return rest if rest.split(".")[0] in ("arch", "shuffle_eeg", "selection") else (
+        f"params.{rest}".rstrip("."))

@@ -131,6 +131,39 @@ def unwritable(folder: str | Path) -> str | None:
     return None
 
 
+_HELD: list[Any] = []  # lock files held for the life of this process
+
+
+def hold_directory(folder: str | Path) -> str | None:
+    """Take an exclusive lock on `folder`/eeg2fmri.lock for the life of this process (the
+    kernel releases it when the process ends, however it ends); None when taken, else who holds
+    it (process id and start time, as that process wrote them)."""
+    import fcntl
+    import time
+
+    path = Path(folder) / "eeg2fmri.lock"
+    if any(h.name == str(path) for h in _HELD):  # the Snakefile read again by this process
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")
+    except OSError:
+        return None  # an unwritable directory is refused in words elsewhere
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "a running process"
+        handle.close()
+        return holder
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    _HELD.append(handle)
+    return None
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from eeg2fmri.errors import InputError
-from eeg2fmri.io import _json_default
+from eeg2fmri.io import _json_default, write_text
 
 MISSING = "<not set>"
 
@@ -56,3 +56,18 @@ def refuse_if_differs(path: str | Path, what: str, made: Any, expected: Any, rem
     if diffs:
         raise InputError(path, f"{what} was made with other settings than {other}: "
                                f"{describe(diffs, expected=other)}. {remedy}")
+
+
+def stamp(path: str | Path, settings: Any) -> str:
+    """A workflow job's settings as a file it reads: rewritten (atomically) only when they
+    differ from the ones recorded, so that its newer time reruns the job in any working
+    directory (Snakemake's own params trigger lives in one `.snakemake/`). Returns `path`."""
+    text = json.dumps(plain_json(settings), indent=1, sort_keys=True) + "\n"
+    path = Path(path)
+    try:
+        unchanged = path.read_text() == text
+    except (OSError, UnicodeDecodeError):
+        unchanged = False
+    if not unchanged:
+        write_text(path, text)
+    return str(path)

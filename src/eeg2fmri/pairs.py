@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from eeg2fmri.errors import InputError
 from eeg2fmri.store import SubjectFeatures
 
 NORMS = ("paper", "log_standard", "raw_standard")
@@ -117,8 +118,9 @@ class Frames:
                 runs += [n_runs] * max(0, b - a - context)
                 n_runs += 1
             if len(index) == before:
-                raise ValueError(f"{s.subject}: no run has more than context={context} volumes "
-                                 f"(runs: {s.segments})")
+                raise InputError(s.directory, f"{s.subject}: no run has more than features.context "
+                                         f"= {context} volumes (runs, as store rows: "
+                                         f"{s.segments}): lower features.context")
             if shuffle_seed is None:
                 self.order.append(np.arange(n))
             else:

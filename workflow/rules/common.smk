@@ -1,12 +1,16 @@
 # Helpers shared by the rules. Logic lives in the eeg2fmri package; rules only wire files.
 import json
+import re
+import shlex
 
 from snakemake.exceptions import WorkflowError
 
 from eeg2fmri.config import arch_kind, seeds, train_spec
 from eeg2fmri.data.datasets import get_dataset
+from eeg2fmri.data.fetch import file_states, needed_files
 from eeg2fmri.data.formats import FORMATS, format_by_extension, reader
 from eeg2fmri.errors import InputError
+from eeg2fmri.made_with import stamp
 from eeg2fmri.sources import VERB_MODULES, code_digest
 from eeg2fmri.store import STORE_FILES
 from eeg2fmri.training.folds import fold_by_name
@@ -50,6 +54,37 @@ def raw_root(name):
 def is_local(name):
     """Files already on disk (declared root or raw_roots): verified, never downloaded."""
     return bool(declared_root(name) or name in config["raw_roots"])
+
+
+def local_files(name, subject):
+    """A local copy's files that the subject's preprocessing reads (`fetch.needed_files`): the
+    fetch rule's inputs, so that a file replaced in place reruns what was made from it."""
+    if not is_local(name):
+        return []
+    try:
+        return [str(f) for f in needed_files(dataset(name), Path(raw_root(name)), subject)]
+    except InputError:
+        return []  # a file missing: the fetch job names it, in one line
+
+
+def settings_file(path, settings):
+    """A job's settings as an input file (`made_with.stamp`): rewritten only when they change,
+    so that a results_root or data_root shared by experiments with other settings reruns the
+    job in any working directory instead of serving the other experiment's output."""
+    try:
+        return stamp(path, settings)
+    except InputError as e:
+        raise WorkflowError(f"{e} (this run records its settings there)") from None
+
+
+def local_states(wildcards):
+    """The fetch job's record of its local files' sizes and times (a copy that kept an older
+    time, cp -p, still reruns it)."""
+    if not is_local(wildcards.dataset):
+        return []
+    files = [Path(f) for f in local_files(wildcards.dataset, wildcards.subject)]
+    return settings_file(f"{DATA}/manifests/{wildcards.dataset}/.{wildcards.subject}.files.json",
+                         file_states(files))
 
 
 def dataset_config(name):
@@ -142,7 +177,9 @@ def raw_inputs(wildcards):
         return {"manifest": f"{DATA}/manifests/{wildcards.dataset}/{wildcards.subject}.json"}
     root = Path(RAW) / wildcards.dataset
     eeg, bold = ds.run_paths(root, wildcards.subject, ds.runs[0])
-    files = {"eeg": eeg, "bold": bold, **ds.truth_paths(root, wildcards.subject)}
+    data, markers = reader("brainvision").companions(eeg)
+    files = {"eeg": eeg, "eeg_data": data, "markers": markers, "bold": bold,
+             **ds.truth_paths(root, wildcards.subject)}
     files["rois"], files["roi_names"] = ds.roi_files(root)
     return {k: str(v) for k, v in files.items()}
 
@@ -151,17 +188,26 @@ def has_sequence_model():
     return any(arch_kind(train_spec(config, m)["arch"]) == "sequence" for m in config["models"])
 
 
+SYNTHESIS_NAME = r"[\w.-]+"  # letters of any script, digits, _ . -
+
+
 def synthesis_jobs():
-    """Config `synthesize` entries, each with its dataset, fold and output name filled in."""
+    """Config `synthesize` entries, each with its dataset, fold and output name filled in (a
+    name from the recording's file name keeps its letters and digits, other characters become
+    `_`)."""
     jobs = []
-    for entry in config["synthesize"]:
+    for i, entry in enumerate(config["synthesize"]):
         ds = entry.get("dataset") or config["datasets"][0]
         fold = entry.get("fold") or fold_names(ds)[0]
         fold = fold if fold.startswith(("fold-", "split-")) else f"fold-{fold}"
         if fold not in dataset(ds).folds():
             raise WorkflowError(f"config synthesize: {fold} is not a fold of dataset {ds!r} "
                                 f"({', '.join(dataset(ds).folds())})")
-        name = entry.get("name") or f"{Path(entry['eeg']).name.split('.')[0]}_{entry['model']}_{fold}"
+        stem = Path(entry["eeg"]).name.split(".")[0]
+        name = entry.get("name") or re.sub(r"[^\w.-]", "_", f"{stem}_{entry['model']}_{fold}")
+        if not re.fullmatch(SYNTHESIS_NAME, name):
+            raise WorkflowError(f"config synthesize[{i}].name {name!r}: use letters, digits, "
+                                "'_', '.' and '-' (it names the output file)")
         jobs.append({**entry, "dataset": ds, "fold": fold, "name": name})
     seen = {}
     for i, job in enumerate(jobs):
@@ -173,6 +219,20 @@ def synthesis_jobs():
                 f"{jobs[seen[key]]['eeg']} and {job['eeg']}): give each a `name`")
         seen[key] = i
     return jobs
+
+
+def synthesis_model(wildcards):
+    """The model a synthesize entry uses: its fold's, of the run's first seed with `seeds`."""
+    job = synthesis_job(wildcards)
+    seed = SEEDS[0] if SEEDS else None
+    return f"{RESULTS}/{job['dataset']}/{run_dir(job['model'], job['fold'], seed)}/model.pt"
+
+
+def synthesis_options(wildcards):
+    """The entry's options for `eeg2fmri synthesize`, each quoted for the shell."""
+    job = synthesis_job(wildcards)
+    return " ".join(f"--{key} {shlex.quote(str(job[key]))}"
+                    for key in ("start", "marker", "seed", "format") if job.get(key) is not None)
 
 
 def synthesis_inputs(wildcards):

@@ -22,12 +22,17 @@ rule simulate:
     conda:
         ENV
     shell:
-        "eeg2fmri simulate --out {params.out} --settings {params.settings:q} > {log} 2>&1"
+        "eeg2fmri simulate --out {params.out:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 # Real datasets: one job per subject downloads what that subject needs (or finds it in the local
 # copy named in config `raw_roots`), verifies it and records every file's SHA-256.
 rule fetch:
+    input:
+        # a local copy's files (and their sizes and times): replacing one reruns the fetch,
+        # which records it anew, and so what was made from it
+        files=lambda w: local_files(w.dataset, w.subject),
+        states=local_states,
     output:
         manifest=f"{DATA}/manifests/{{dataset}}/{{subject}}.json",
     params:
@@ -49,8 +54,8 @@ rule fetch:
         ENV
     shell:
         "eeg2fmri fetch --dataset {wildcards.dataset} --subject {wildcards.subject}"
-        " --raw {params.raw} --manifest {output.manifest} --urls {params.urls:q} {params.local}"
-        " --config {params.config:q} {params.strict} > {log} 2>&1"
+        " --raw {params.raw:q} --manifest {output.manifest:q} --urls {params.urls:q}"
+        " {params.local} --config {params.config:q} {params.strict} > {log:q} 2>&1"
 
 
 # The participants index of a dataset whose subjects are read from it (CN-EPFL).
@@ -65,8 +70,8 @@ checkpoint index:
     conda:
         ENV
     shell:
-        "eeg2fmri fetch --index --dataset {wildcards.dataset} --raw $(dirname {output})"
-        " --urls {params.urls:q} {params.strict} > {log} 2>&1"
+        "eeg2fmri fetch --index --dataset {wildcards.dataset} --raw \"$(dirname {output:q})\""
+        " --urls {params.urls:q} {params.strict} > {log:q} 2>&1"
 
 
 # What preprocessing will make of a dataset (eeg2fmri inspect): one row per subject and run, every
@@ -76,9 +81,11 @@ rule inspect:
         table=f"{RESULTS}/{{dataset}}/inspect/inspect.tsv",
         summary=f"{RESULTS}/{{dataset}}/inspect/inspect.md",
     input:
-        lambda w: [f"{RAW}/sim/dataset_description.json"] if w.dataset == "sim" else
-        [] if is_local(w.dataset) else
-        expand(f"{DATA}/manifests/{w.dataset}/{{subject}}.json", subject=subjects(w.dataset)),
+        files=lambda w: [f"{RAW}/sim/dataset_description.json"] if w.dataset == "sim" else
+        [f for s in subjects(w.dataset) for f in local_files(w.dataset, s)] if is_local(w.dataset)
+        else expand(f"{DATA}/manifests/{w.dataset}/{{subject}}.json", subject=subjects(w.dataset)),
+        settings=lambda w: settings_file(f"{RESULTS}/{w.dataset}/.settings/inspect.json",
+                                         [raw_root(w.dataset), preprocess_settings(w.dataset)]),
     params:
         code=code("inspect"),
         raw=lambda w: raw_root(w.dataset),
@@ -88,5 +95,5 @@ rule inspect:
     conda:
         ENV
     shell:
-        "eeg2fmri inspect --dataset {wildcards.dataset} --raw {params.raw}"
-        " --config {params.config:q} --out {output.table} --table-only > {log} 2>&1"
+        "eeg2fmri inspect --dataset {wildcards.dataset} --raw {params.raw:q}"
+        " --config {params.config:q} --out {output.table:q} --table-only > {log:q} 2>&1"

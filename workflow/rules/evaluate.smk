@@ -11,7 +11,7 @@ rule evaluate:
         maps=f"{RESULTS}/{{dataset}}/{{model}}/{{fold}}/voxel_corr.nii.gz",
     params:
         code=code("evaluate"),
-        test_dirs=lambda w: " ".join(f"{FEATURES}/{w.dataset}/{s}" for s in fold_of(w).tests),
+        test_dirs=lambda w: [f"{FEATURES}/{w.dataset}/{s}" for s in fold_of(w).tests],
         device=config["device"],
         expect=lambda w: preprocess_settings(w.dataset),
         spec=spec_json,
@@ -27,10 +27,11 @@ rule evaluate:
     conda:
         ENV
     shell:
-        "eeg2fmri evaluate --model {input.model} --test-features {params.test_dirs}"
-        " --metrics {output.metrics} --predictions {output.predictions} --maps {output.maps}"
-        " --expect-features {params.expect:q} --expect-spec {params.spec:q}"
-        " --device {params.device} --threads {threads} > {log} 2>&1"
+        "eeg2fmri evaluate --model {input.model:q} --test-features {params.test_dirs:q}"
+        " --metrics {output.metrics:q} --predictions {output.predictions:q}"
+        " --maps {output.maps:q} --expect-features {params.expect:q}"
+        " --expect-spec {params.spec:q} --device {params.device:q} --threads {threads}"
+        " > {log:q} 2>&1"
 
 
 use rule evaluate as evaluate_seeded with:
@@ -57,7 +58,7 @@ rule ceiling:
         maps=f"{RESULTS}/{{dataset}}/ceiling/{{fold}}/ceiling_voxel_corr.nii.gz",
     params:
         code=code("ceiling"),
-        test_dirs=lambda w: " ".join(f"{FEATURES}/{w.dataset}/{s}" for s in fold_of(w).tests),
+        test_dirs=lambda w: [f"{FEATURES}/{w.dataset}/{s}" for s in fold_of(w).tests],
         expect=lambda w: preprocess_settings(w.dataset),
         context=config["features"]["context"],
     log:
@@ -67,6 +68,6 @@ rule ceiling:
     conda:
         ENV
     shell:
-        "eeg2fmri ceiling --test-features {params.test_dirs} --fold {wildcards.fold}"
-        " --context {params.context} --out {output.metrics} --maps {output.maps}"
-        " --expect-features {params.expect:q} > {log} 2>&1"
+        "eeg2fmri ceiling --test-features {params.test_dirs:q} --fold {wildcards.fold}"
+        " --context {params.context} --out {output.metrics:q} --maps {output.maps:q}"
+        " --expect-features {params.expect:q} > {log:q} 2>&1"

@@ -12,8 +12,8 @@ rule preprocess:
         code=code("preprocess"),
         settings=lambda w: preprocess_settings(w.dataset),
         raw=lambda w: raw_root(w.dataset),
-        manifest=lambda w, input: f"--manifest {input.manifest}" if "manifest" in input.keys()
-        else "",
+        manifest=lambda w, input: ["--manifest", input.manifest] if "manifest" in input.keys()
+        else [],
         out=lambda w: f"{FEATURES}/{w.dataset}/{w.subject}",
     log:
         f"{DATA}/logs/{{dataset}}/preprocess/{{subject}}.log",
@@ -22,7 +22,6 @@ rule preprocess:
     conda:
         ENV
     shell:
-        "eeg2fmri preprocess --dataset {wildcards.dataset} --raw {params.raw}"
-        " --subject {wildcards.subject} --out {params.out} --config {params.settings:q}"
-        " {params.manifest}"
-        " > {log} 2>&1"
+        "eeg2fmri preprocess --dataset {wildcards.dataset} --raw {params.raw:q}"
+        " --subject {wildcards.subject} --out {params.out:q} --config {params.settings:q}"
+        " {params.manifest:q} > {log:q} 2>&1"

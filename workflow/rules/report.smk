@@ -8,6 +8,13 @@ rule aggregate:
         metrics=fold_metrics,
         maps=fold_maps,
         ceiling=fold_ceilings,
+        # what this summary is made of (models, seeds, folds, settings): another experiment
+        # sharing results_root rewrites it, and the summary is made again for it
+        settings=lambda w: settings_file(
+            f"{RESULTS}/{w.dataset}/.settings/aggregate.json",
+            {"metrics": fold_metrics(w), "ceilings": fold_ceilings(w),
+             "specs": {m: train_spec(config, m) for m in config["models"]}, "seeds": SEEDS,
+             "features": preprocess_settings(w.dataset), "code": code("aggregate")}),
     output:
         table=report(f"{RESULTS}/{{dataset}}/summary/summary.md",
                      caption="../report/summary.rst", category="{dataset}", labels={"figure": "table"}),
@@ -48,7 +55,7 @@ rule aggregate:
     conda:
         ENV
     shell:
-        "eeg2fmri aggregate --metrics {input.metrics} --features {params.features}"
-        " --out $(dirname {output.table}) --expect-specs {params.specs:q}"
-        " --expect-seeds {params.seeds:q} --ceiling {input.ceiling}"
-        " --expect-ceiling {params.ceiling:q} --maps > {log} 2>&1"
+        "eeg2fmri aggregate --metrics {input.metrics:q} --features {params.features:q}"
+        " --out \"$(dirname {output.table:q})\" --expect-specs {params.specs:q}"
+        " --expect-seeds {params.seeds:q} --ceiling {input.ceiling:q}"
+        " --expect-ceiling {params.ceiling:q} --maps > {log:q} 2>&1"

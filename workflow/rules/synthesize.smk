@@ -4,20 +4,18 @@
 
 rule synthesize:
     input:
-        model=lambda w: f"{RESULTS}/{w.dataset}/{synthesis_job(w)['model']}/"
-        f"{synthesis_job(w)['fold']}/model.pt",
+        model=synthesis_model,
         eeg=synthesis_inputs,
     output:
         volumes=f"{RESULTS}/{{dataset}}/synthesized/{{name}}.nii.gz",
         sidecar=f"{RESULTS}/{{dataset}}/synthesized/{{name}}.json",
     params:
         code=code("synthesize"),
-        options=lambda w: " ".join(
-            f"--{key} {synthesis_job(w)[key]}" for key in ("start", "marker", "seed", "format")
-            if synthesis_job(w).get(key) is not None),
+        options=synthesis_options,
+        eeg=lambda w, input: input.eeg[0],
         device=config["device"],
     wildcard_constraints:
-        name=r"[A-Za-z0-9_.-]+",
+        name=SYNTHESIS_NAME,
     threads: config["threads"]
     resources:
         gpu=1,
@@ -30,6 +28,6 @@ rule synthesize:
     conda:
         ENV
     shell:
-        "eeg2fmri synthesize --model {input.model} --eeg {input.eeg[0]} --out {output.volumes}"
-        " {params.options} --device {params.device} --threads {threads} --no-progress"
-        " > {log} 2>&1"
+        "eeg2fmri synthesize --model {input.model:q} --eeg {params.eeg:q}"
+        " --out {output.volumes:q} {params.options} --device {params.device:q}"
+        " --threads {threads} --no-progress > {log:q} 2>&1"

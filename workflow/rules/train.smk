@@ -12,7 +12,7 @@ rule train:
     params:
         code=code("train"),
         spec=spec_json,
-        subjects=lambda w: " ".join(subjects(w.dataset)),
+        subjects=lambda w: subjects(w.dataset),
         splits=lambda w: json.dumps(dataset(w.dataset).splits),
         device=config["device"],
         features=lambda w: f"{FEATURES}/{w.dataset}",
@@ -29,11 +29,11 @@ rule train:
     conda:
         ENV
     shell:
-        "eeg2fmri train --features {params.features} --subjects {params.subjects}"
-        " --fold {wildcards.fold} --splits {params.splits:q} --spec {params.spec:q}"
-        " --expect-features {params.expect:q} --out $(dirname {output.model})"
-        " --device {params.device} --threads {threads} --no-progress 2>&1"
-        " | tee -a {log} | {{ grep --line-buffered ' epoch ' || true; }}"  # epochs on the terminal
+        "eeg2fmri train --features {params.features:q}"
+        " --subjects {params.subjects:q} --fold {wildcards.fold} --splits {params.splits:q}"
+        " --spec {params.spec:q} --expect-features {params.expect:q}"
+        " --out \"$(dirname {output.model:q})\" --device {params.device:q} --threads {threads}"
+        " --no-progress 2>&1 | tee -a {log:q} | {{ grep --line-buffered ' epoch ' || true; }}"  # epochs on the terminal
 
 
 # With several seeds (config `seeds`): one job per model, fold and seed.

@@ -47,7 +47,7 @@ def read_bold_header(path: str | Path) -> BoldHeader:
     tr = float(zooms[3]) if len(zooms) > 3 else 0.0
     if unit == "msec":
         tr /= 1000.0
-    sidecar = _sidecar(path)
+    sidecar = sidecar_of(path)
     sidecar_tr = None
     if sidecar is not None:
         try:
@@ -58,7 +58,7 @@ def read_bold_header(path: str | Path) -> BoldHeader:
     return BoldHeader(shape, tr, sidecar_tr, sidecar, path)
 
 
-def _sidecar(path: Path) -> Path | None:
+def sidecar_of(path: Path) -> Path | None:
     """The BIDS JSON sidecar of a BOLD file: beside it, else the inherited task-level file
     (task-<label>_bold.json) in a parent folder."""
     stem = path.name.split(".nii")[0]

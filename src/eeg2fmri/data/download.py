@@ -43,6 +43,17 @@ def sha256sum(path: Path) -> str:
     return file_digest(path, "sha256")
 
 
+def recording_sha256(path: Path) -> str:
+    """SHA-256 of a recording: its file's, or for a folder (EGI .mff) of each of its files'
+    relative names and SHA-256s in order."""
+    if not path.is_dir():
+        return sha256sum(path)
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(f"{f.relative_to(path).as_posix()}\0{sha256sum(f)}\n".encode())
+    return h.hexdigest()
+
+
 def read_manifest(path: Path | None) -> dict[str, str]:
     """A JSON manifest {relative path: sha256}; empty when there is none yet."""
     if path is None or not path.is_file():

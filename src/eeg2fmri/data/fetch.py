@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 from xml.etree import ElementTree
 
+from eeg2fmri.data.bold import sidecar_of
 from eeg2fmri.data.datasets import DatasetSpec
 from eeg2fmri.data.download import (
     CHUNK,
@@ -44,19 +45,41 @@ DEFAULT_URLS = {
 
 
 def needed_files(ds: DatasetSpec, root: Path, subject: str) -> list[Path]:
-    """Every file the preprocessing of `subject` reads (BrainVision: header, data, markers)."""
+    """Every file the preprocessing of `subject` reads: each run's EEG and its companions (a
+    BrainVision header's data and markers, an MFF folder's files), the BOLD and its BIDS sidecar,
+    and the dataset's ROI image and table."""
     files = []
     runs, _ = ds.subject_runs(root, subject)
     if not runs:
         raise InputError(root / subject, f"{ds.name} {subject}: no run with EEG and BOLD found")
     for run in runs:
         eeg, bold = run.eeg, run.bold
-        for path in (eeg, bold):
+        fmt = reader(ds.format_of(eeg))
+        if not (eeg.is_dir() if fmt.is_folder else eeg.is_file()):
+            raise InputError(eeg, f"{ds.name} {subject}: "
+                                  f"{'recording folder' if fmt.is_folder else 'file'} not found")
+        if not bold.is_file():
+            raise InputError(bold, f"{ds.name} {subject}: file not found")
+        sidecar = sidecar_of(bold)
+        files += [*([] if fmt.is_folder else [eeg]), *fmt.companions(eeg), bold,
+                  *([sidecar] if sidecar else [])]
+    rois = ds.roi_files(root)
+    for path in (rois or ()):
+        if path is not None:
             if not path.is_file():
-                raise InputError(path, f"{ds.name} {subject}: file not found")
-        companions = reader(ds.format_of(eeg)).companions(eeg)
-        files += [eeg, *companions, bold]
-    return files
+                raise InputError(path, f"{ds.name}: the ROI file ({ds.key('rois')}) is not found")
+            files.append(path)
+    return list(dict.fromkeys(files))
+
+
+def file_states(files: list[Path]) -> dict[str, list[int]]:
+    """(size, modification time in ns) of each file: what the workflow compares at every run to
+    see a file replaced in place, even by a copy that kept an older time (cp -p, rsync -t)."""
+    out = {}
+    for f in files:
+        st = f.stat()
+        out[str(f)] = [st.st_size, st.st_mtime_ns]
+    return out
 
 
 def _present(ds: DatasetSpec, root: Path, subject: str) -> bool:
@@ -74,7 +97,9 @@ def fetch_subject(ds: DatasetSpec, subject: str, root: str | Path, manifest: str
     (and, under `_unverified`, the URLs of sources that publish no checksum: trust-on-first-use;
     `strict` refuses them instead).
 
-    With `local`, `root` is an existing copy: nothing is downloaded."""
+    With `local`, `root` is an existing copy (the user's own files): nothing is downloaded, and a
+    file that changed since the last manifest is recorded anew (and named), never refused: the
+    workflow reruns what depends on it."""
     root, manifest = Path(root), Path(manifest)
     if subject not in ds.subjects:
         raise InputError(None, f"{subject} is not a subject of {ds.name} "
@@ -90,10 +115,17 @@ def fetch_subject(ds: DatasetSpec, subject: str, root: str | Path, manifest: str
     files = needed_files(ds, root, subject)
     recorded = read_manifest(manifest)
     digests: dict[str, object] = {"_unverified": trust.unverified} if trust.unverified else {}
+    if local:
+        digests["_local"] = True
     for f in files:
         key = os.path.relpath(f, root)
         digests[key] = sha256sum(f)
-        if key in recorded:
+        if key not in recorded or digests[key] == recorded[key]:
+            continue
+        if local:
+            print(f"{f}: changed since {manifest} recorded it: recorded anew; what was made from "
+                  "it is made again")
+        else:
             _check(f, digests[key], recorded[key], manifest)
     write_json(manifest, digests)
     return files
@@ -121,20 +153,28 @@ def fetch_index(ds: DatasetSpec, root: str | Path, *, urls: dict[str, str] | Non
 def verify_manifest(manifest: str | Path, root: str | Path) -> None:
     """Every file in the manifest still has its recorded SHA-256."""
     manifest, root = Path(manifest), Path(root)
-    for key, digest in read_manifest(manifest).items():
+    recorded = read_manifest(manifest)
+    for key, digest in recorded.items():
         if key.startswith("_"):
             continue
         path = root / key
         if not path.is_file():
             raise InputError(path, f"recorded in {manifest} but missing; rerun the fetch rule")
-        _check(path, sha256sum(path), digest, manifest)
+        if recorded.get("_local"):
+            if sha256sum(path) != digest:
+                raise InputError(path, f"changed since {manifest} recorded it (while this job "
+                                       "ran?): run snakemake again, which records it anew and "
+                                       "remakes what depends on it")
+        else:
+            _check(path, sha256sum(path), digest, manifest)
 
 
 def _check(path: Path, digest: str, recorded: str, manifest: Path) -> None:
+    """A downloaded file (never a user's own: those are recorded anew) against its manifest."""
     if digest != recorded:
         raise InputError(path, f"SHA-256 differs from the one recorded in {manifest} at "
-                               "download; the file changed or is corrupt: delete it (and the "
-                               "manifest) to fetch it again")
+                               "download; the downloaded copy changed or is corrupt: delete "
+                               "this downloaded file (and the manifest) to fetch it again")
 
 
 # -- OpenNeuro: the public S3 bucket -------------------------------------------------------------

@@ -65,7 +65,7 @@ def scanner_recording(cfg: SimConfig, clean: np.ndarray, onsets: np.ndarray, ind
                       ) -> dict[str, object]:
     """EEG [C, S] (volts) at `cfg.fs`, its volume onsets (samples) -> the scanner recording at
     `cfg.scanner_fs`: EEG + ECG channel with artefacts, the clean EEG + ECG, markers."""
-    factor = int(round(cfg.scanner_fs / cfg.fs))
+    factor = cfg.scanner_factor()
     rng = np.random.default_rng([cfg.seed, index, 30_000])
     fs = cfg.fs * factor
     eeg = signal.resample_poly(clean, factor, 1, axis=-1)

@@ -42,13 +42,30 @@ class SimConfig:
     subjects: list[str] = field(default_factory=list)
     # inside the scanner (data/scanner.py): EEG at scanner_fs with gradient artefact, BCG, ECG
     scanner: bool = False
-    scanner_fs: float = 1000.0  # a multiple of fs; preprocessing decimates back to fs
+    scanner_fs: float = 1000.0  # a whole multiple of fs; preprocessing decimates back
     gradient_uv: float = 2000.0  # peak of the gradient artefact (the EEG: ~10 uV)
     gradient_jitter: float = 0.1  # SD of a volume's timing against the EEG clock, samples
     gradient_drift: float = 0.05  # slow amplitude drift, fraction
     bcg_uv: float = 60.0  # peak of the ballistocardiogram
     heart_bpm: float = 66.0
     hrv: float = 0.05  # heart rate variability, fraction of the RR interval
+
+    def __post_init__(self) -> None:
+        if self.scanner:
+            self.scanner_factor()  # refuse a scanner rate that cannot be made
+
+    def scanner_factor(self) -> int:
+        """scanner_fs / fs, a whole number: the scanner recording is `fs` upsampled by it (and
+        preprocessing decimates it back by it)."""
+        factor = self.scanner_fs / self.fs
+        if factor < 1 or abs(factor - round(factor)) > 1e-9 * factor:
+            from eeg2fmri.errors import InputError
+
+            raise InputError(None, (
+                f"simulation.scanner_fs: {self.scanner_fs:g} Hz is not a whole multiple of "
+                f"simulation.fs ({self.fs:g} Hz): the scanner rate is fs times a whole factor; "
+                f"use one of {', '.join(f'{self.fs * k:g}' for k in range(1, 6))}, ... Hz"))
+        return int(round(factor))
 
     def subject_ids(self) -> list[str]:
         return self.subjects or [f"sub-{i + 1:02d}" for i in range(self.n_subjects)]

@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from eeg2fmri import __version__
-from eeg2fmri.data.download import sha256sum
+from eeg2fmri.data.download import recording_sha256
 from eeg2fmri.data.formats import FORMATS, format_by_extension, reader
 from eeg2fmri.data.formats.base import match_markers
 from eeg2fmri.device import pick_device
@@ -43,7 +43,7 @@ from eeg2fmri.preprocess.ingest import (
     open_recording,
     windows,
 )
-from eeg2fmri.preprocess.mr_artefacts import GRADIENT_DB, find_ecg, gradient_db
+from eeg2fmri.preprocess.mr_artefacts import GRADIENT_DB, find_ecg
 from eeg2fmri.preprocess.pairing import irregular_intervals
 from eeg2fmri.record import load_model
 
@@ -96,6 +96,9 @@ def read_windows(path: Path, record: dict[str, Any], *, start: float = 0.0,
     """The recording's windows as the model reads them (spectra or raw), normalised: the
     ingestion path of preprocessing (`preprocess.ingest`) replayed from the record."""
     eeg = record["eeg"]
+    if marker is not None and not marker.strip():  # never read as "no marker": that is none
+        raise InputError(None, "--marker is empty: give the volume marker (e.g. R128), or "
+                               "'none' to window every TR from --start")
     fmt = fmt or format_by_extension(path)
     if fmt is None or fmt == "mat":
         raise InputError(path, "unknown EEG file type (a .mat matrix states neither its rate nor "
@@ -139,8 +142,7 @@ def _stages(rec: Recording, picks: list[str], ing: Ingestion, tr: float, marker:
     scan = match_markers(rec.markers, marker) if marker else np.zeros(0, np.int64)
     gradient, bcg = m.gradient, m.bcg
     if gradient == "correct" and len(scan) < 3:
-        seg = Stages(rec, 1)._segment(None, tr)
-        found = gradient_db(rec.samples(picks, *seg), rec.fs, tr)
+        found = Stages.detect(rec, picks, tr, None)[2]  # nan: too short to measure
         if found > GRADIENT_DB:
             raise InputError(path, f"gradient artefact ({found:.1f} dB at the volume harmonics) "
                                    "and no volume markers to correct it on, as the model's "
@@ -287,7 +289,7 @@ def synthesize(model_path: Path, eeg_path: Path, out_path: Path, *, start: float
         "arch": record["arch"], "params": record["params"], "dataset": record.get("dataset"),
         "fold": record["fold"]["name"], "training_subjects": list(record["fold"]["train"]),
         "validation_subject": record["fold"]["val"], "features": record["spec"]["features"],
-        "recording": str(eeg_path), "recording_sha256": sha256sum(eeg_path),
+        "recording": str(eeg_path), "recording_sha256": recording_sha256(Path(eeg_path)),
         "channels": list(record["eeg"]["channels"]), "channels_dropped": win.channels_dropped,
         "resampled_from_hz": win.resampled_from, "fs": record["eeg"]["fs"],
         "windows": win.source, "n_windows": len(win.features), "n_volumes": len(volumes),

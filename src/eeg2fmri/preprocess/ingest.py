@@ -219,6 +219,11 @@ class Stages:
     gives samples at the rate after decimation (volts)."""
 
     SEGMENT_S = 64.0  # the stretch of the scan the detection figures are measured on
+    # gradient_db resolves the volume harmonics from their floor on 8 TR or more; on a shorter
+    # stretch an artefact can read a few dB and clean EEG more than GRADIENT_DB, so there only
+    # a figure above CLEAR_DB counts (an artefact even there), else it is "too short to measure"
+    GRADIENT_MIN_TR = 8
+    CLEAR_DB = 2 * mr.GRADIENT_DB
 
     def __init__(self, rec: Recording, factor: int):
         self.rec, self.factor = rec, factor
@@ -245,9 +250,9 @@ class Stages:
         artefact that its settings do not address (`detect`) is refused in one line naming the
         figure and the config key."""
         st, m = cls(rec, ing.decimate), ing.mr
-        segment, stretch, g, found = cls._detect(rec, picks, tr, scan_onsets)
+        segment, stretch, g, found = cls.detect(rec, picks, tr, scan_onsets)
         st.report.update(found, gradient=m.gradient)
-        if g > mr.GRADIENT_DB and m.gradient == "detect":
+        if g > mr.GRADIENT_DB and m.gradient == "detect":  # nan: not measured
             raise InputError(rec.path, (
                 f"{run}gradient artefact: the volume-frequency harmonics stand {g:.1f} dB above "
                 f"the spectrum between them (EEG: < {mr.GRADIENT_DB:g} dB). Set {key}.gradient: "
@@ -262,21 +267,28 @@ class Stages:
                                  int(round(rec.fs * tr)), reference, m.window)
             st.source, st.aas = aas.samples, aas
         st._bcg_stage(picks, ing, tr, scan_onsets, segment, run, key)
-        if m.gradient == "correct":  # measured on the final source (after a second pass)
+        if m.gradient == "correct" and found["gradient_db"] is not None:  # on the final source
             st.report["gradient_db_after"] = round(
                 mr.gradient_db(st.source(picks, *segment), rec.fs, tr), 2)
         return st
 
     @classmethod
-    def _detect(cls, rec: Recording, picks: list[str], tr: float,
-                scan_onsets: np.ndarray | None
-                ) -> tuple[tuple[int, int], np.ndarray, float, dict[str, Any]]:
-        """The stretch detection reads (segment, samples), the gradient figure (unrounded) and
-        the report's first entries: `gradient_db`, and what the export's history says."""
+    def detect(cls, rec: Recording, picks: list[str], tr: float,
+               scan_onsets: np.ndarray | None
+               ) -> tuple[tuple[int, int], np.ndarray, float, dict[str, Any]]:
+        """The stretch detection reads (segment, samples), the gradient figure (unrounded; what
+        every gradient refusal compares) and the report's first entries: `gradient_db` (None,
+        with a `gradient_note`, where the stretch is too short to measure it: the figure is then
+        nan), and what the export's history says."""
         segment = cls(rec, 1)._segment(scan_onsets, tr)
         stretch = rec.samples(picks, *segment)
         g = mr.gradient_db(stretch, rec.fs, tr)
         found: dict[str, Any] = {"gradient_db": round(g, 2)}
+        seconds, needs = (segment[1] - segment[0]) / rec.fs, cls.GRADIENT_MIN_TR * tr
+        if seconds < needs and not g > cls.CLEAR_DB:
+            g, found = float("nan"), {"gradient_db": None, "gradient_note": (
+                f"too short to measure the gradient artefact ({seconds:.3g} s of scan; needs "
+                f"{needs:g} s, {cls.GRADIENT_MIN_TR} TR)")}
         exported = mr.export_history(rec.path, rec.format)
         if exported:
             found["corrected_in_export"] = exported
@@ -357,13 +369,13 @@ class Stages:
         """The detection figures alone (inspect): the gradient's, and the BCG's where the run
         has an ECG channel; under a gradient artefact (it would swamp the heartbeat's), on the
         stretch corrected by AAS over its own volumes, where the volume onsets are known."""
-        segment, stretch, _, found = cls._detect(rec, picks, tr, scan_onsets)
+        segment, stretch, _, found = cls.detect(rec, picks, tr, scan_onsets)
         out: dict[str, Any] = {**found, "bcg_index": None}
         ecg = mr.find_ecg(rec.ch_names, ecg_channel)
         if ecg is None:
             return out
         ecg_samples = rec.samples([ecg], *segment)[0]
-        if out["gradient_db"] > mr.GRADIENT_DB:
+        if (out["gradient_db"] or 0) > mr.GRADIENT_DB:
             epoch = int(round(rec.fs * tr))
             on = (np.asarray(scan_onsets, np.int64) - segment[0]
                   if scan_onsets is not None else np.zeros(0, np.int64))
@@ -384,10 +396,11 @@ class Stages:
         return out
 
     def _segment(self, scan_onsets: np.ndarray | None, tr: float) -> tuple[int, int]:
-        """[start, stop) of up to SEGMENT_S seconds in the middle of the scan (of the run)."""
+        """[start, stop) of up to SEGMENT_S seconds (GRADIENT_MIN_TR TRs where more) in the
+        middle of the scan (of the run)."""
         n = self.rec.n_samples
         lo, hi = ((int(scan_onsets[0]), min(int(scan_onsets[-1] + tr * self.rec.fs), n))
                   if scan_onsets is not None and len(scan_onsets) else (0, n))
-        length = min(hi - lo, int(self.SEGMENT_S * self.rec.fs))
+        length = min(hi - lo, int(max(self.SEGMENT_S, self.GRADIENT_MIN_TR * tr) * self.rec.fs))
         start = lo + (hi - lo - length) // 2
         return start, start + length

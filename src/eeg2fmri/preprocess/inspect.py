@@ -11,36 +11,66 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from eeg2fmri.data.datasets import DatasetSpec, RunFiles
 from eeg2fmri.errors import InputError
 from eeg2fmri.preprocess.mr_artefacts import BCG_INDEX, GRADIENT_DB, export_note
-from eeg2fmri.preprocess.pairing import Problem, RunPlan, consistency, plan_run, shared_files
+from eeg2fmri.preprocess.pairing import (
+    Problem,
+    RunPlan,
+    amplitude_problems,
+    consistency,
+    mr_key,
+    plan_run,
+    run_amplitude,
+    shared_files,
+)
 
 COLUMNS = ["subject", "run", "eeg", "bold", "format", "fs_hz", "channels", "dropped_channels",
            "eeg_s", "markers", "marker_spacing", "volumes", "tr_header", "tr_sidecar",
            "first_marker_s", "pairs", "amplitude_uv", "gradient_db", "bcg_index", "notes",
            "problems"]
-AMPLITUDE_FACTOR = 10.0  # a run this far from the dataset's median amplitude is a problem
 
 
 def measure_amplitude(ds: DatasetSpec, plan: RunPlan, seconds: float = 30.0) -> float | None:
-    """The median SD of a channel's fs*TR window (microvolts) over `seconds` in the middle of
-    the run, through the ingestion path: the figure preprocessing records per run (meta.json
-    runs[].amplitude_uv)."""
+    """The MR artefact figures (into `plan.mr`) and the EEG's amplitude (`run_amplitude`, the
+    figure `amplitude_problems` checks in preprocessing too) of one run."""
     if plan.problems or not plan.channels:
         return None
-    from eeg2fmri.preprocess.ingest import Ingestion, Stages, open_recording, windows
+    from eeg2fmri.preprocess.ingest import Stages, open_recording
 
-    spv = int(round(plan.fs * plan.tr))
-    n = min(plan.n_samples, max(int(seconds * plan.fs), spv))
-    onsets = np.arange((plan.n_samples - n) // 2, (plan.n_samples + n) // 2 - spv + 1, spv)
     with open_recording(plan.eeg, plan.format, ds.read_options()) as rec:
         plan.mr = Stages.measure(rec, plan.channels, plan.tr, plan.scan_onsets,
                                  ds.mr_settings().get("ecg_channel"))
-        return windows(rec, plan.channels, onsets, Ingestion(spv, (0, 1)), spectra=False,
-                       raw=False).amplitude_uv
+        return run_amplitude(ds, plan, rec, seconds)
+
+
+def roi_problems(ds: DatasetSpec, root: Path, plans: list[RunPlan]) -> list[Problem]:
+    """The ROI image and table as preprocessing reads them (`rois.read_rois`), on the grid of
+    each subject's first run where it pairs (`rois.on_grid`)."""
+    import nibabel as nib
+
+    from eeg2fmri.preprocess.rois import on_grid, read_rois, store_grid
+
+    try:
+        rois = read_rois(ds, root)
+        firsts: dict[str, RunPlan] = {}
+        for plan in plans if rois is not None else []:
+            firsts.setdefault(plan.subject, plan)
+        grids = set()
+        for plan in firsts.values():
+            if plan.problems:
+                continue  # refused for its own problems
+            img = nib.load(plan.bold)
+            try:
+                grid, affine = store_grid(ds, img.shape, img.affine)
+            except ValueError:
+                continue  # a grid the BOLD cannot be reduced to: the config check says so
+            if (grid, affine.round(6).tobytes()) not in grids:
+                grids.add((grid, affine.round(6).tobytes()))
+                on_grid(rois, ds, grid, affine)
+    except InputError as e:
+        return [Problem(e.path, e.problem)]
+    return []
 
 
 def _row(plan: RunPlan, root: Path, amplitude: float | None) -> dict[str, Any]:
@@ -50,6 +80,9 @@ def _row(plan: RunPlan, root: Path, amplitude: float | None) -> dict[str, Any]:
         except ValueError:
             return str(p)
 
+    notes = plan.notes + ([plan.mr["gradient_note"]] if "gradient_note" in plan.mr else [])
+    if plan.mr.get("corrected_in_export"):
+        notes.append(export_note(plan.mr))
     spv = plan.fs * plan.tr
     spacing = (f"{plan.marker_spacing:g} (fs*TR {spv:g})" if plan.marker_spacing is not None
                else "")
@@ -63,10 +96,9 @@ def _row(plan: RunPlan, root: Path, amplitude: float | None) -> dict[str, Any]:
         "tr_header": plan.tr_header or "", "tr_sidecar": plan.tr_sidecar or "",
         "first_marker_s": "" if plan.first_marker_s is None else round(plan.first_marker_s, 3),
         "pairs": plan.n_pairs, "amplitude_uv": "" if amplitude is None else round(amplitude, 3),
-        "gradient_db": plan.mr.get("gradient_db", ""),
+        "gradient_db": "" if plan.mr.get("gradient_db") is None else plan.mr["gradient_db"],
         "bcg_index": "" if plan.mr.get("bcg_index") is None else plan.mr["bcg_index"],
-        "notes": "; ".join(plan.notes + ([export_note(plan.mr)]
-                                         if plan.mr.get("corrected_in_export") else [])),
+        "notes": "; ".join(notes),
         "problems": "; ".join(p.message for p in plan.problems),
     }
 
@@ -111,16 +143,9 @@ def inspect_dataset(ds: DatasetSpec, root: str | Path, pairing: str = "markers"
             if value is not None and value > limit and settings.get(name, "detect") == "detect":
                 problems.append(Problem(plan.eeg, (
                     f"{what}: {figure} {value:g} (> {limit:g}); set "
-                    f"{ds.key('mr_artefacts')}.{name}: correct, or keep")))
-    measured = [a for a in amplitudes if a]
-    for plan, amplitude in zip(plans, amplitudes, strict=True):
-        if amplitude and measured:
-            ratio = amplitude / float(np.median(measured))
-            if not 1 / AMPLITUDE_FACTOR <= ratio <= AMPLITUDE_FACTOR:
-                problems.append(Problem(plan.eeg, (
-                    f"EEG amplitude {amplitude:.3g} uV is {ratio:.3g} times the dataset's median "
-                    f"{np.median(measured):.3g} uV: a unit mismatch (volts written as "
-                    "microvolts, or the reverse) or another amplifier setting")))
+                    f"{mr_key(ds)}.{name}: correct, or keep")))
+    problems += amplitude_problems(ds, plans, amplitudes)
+    problems += roi_problems(ds, root, plans)
     return rows, problems
 
 

@@ -106,6 +106,8 @@ def mr_summary(report: dict[str, Any]) -> list[str]:
                 "keep": "KEPT in the EEG (mr_artefacts.gradient: keep, as the references)",
                 "detect": "none found"}[report["gradient"]]
         lines.append(f"gradient artefact {g} dB at the volume harmonics: {done}")
+    elif report.get("gradient_note"):
+        lines.append(f"{report['gradient_note']}; mr_artefacts.gradient: {report['gradient']}")
     b = report.get("bcg_index")
     if b is None:
         lines.append(f"ballistocardiogram not measured (no ECG channel); bcg: {report['bcg']}")

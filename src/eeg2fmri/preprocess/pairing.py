@@ -9,7 +9,9 @@ that resolves it.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,11 +22,14 @@ from eeg2fmri.data.datasets import PAPER_PAIRING, DatasetSpec, RunFiles
 from eeg2fmri.data.formats import reader
 from eeg2fmri.data.formats.base import Header, match_markers
 from eeg2fmri.errors import InputError
-from eeg2fmri.preprocess.ingest import read_header
+from eeg2fmri.preprocess.ingest import Ingestion, Recording, open_recording, read_header, windows
 from eeg2fmri.store import layout_differences
 
 TR_TOLERANCE = 1e-3  # s
 SPACING_TOLERANCE = 0.01  # fraction of fs*TR a marker interval may deviate
+AMPLITUDE_FACTOR = 10.0  # a run this far from the dataset's median amplitude is a problem
+AMPLITUDE_RANGE_UV = (1e-3, 1e6)  # and one outside this (1 nV to 1 V), whatever the dataset
+BLOCK_BYTES = 1 << 16  # files of one size: compared by three such blocks before a whole digest
 
 
 @dataclass
@@ -100,6 +105,12 @@ def irregular_intervals(onsets: np.ndarray, spv: float) -> np.ndarray:
     return np.flatnonzero(np.abs(np.diff(onsets) - spv) > SPACING_TOLERANCE * spv)
 
 
+def mr_key(ds: DatasetSpec) -> str:
+    """The config key of a dataset's MR artefact settings (the simulated dataset's lie under
+    `simulation`: dataset_settings.sim is no key)."""
+    return "simulation.mr_artefacts" if ds.simulated else ds.key("mr_artefacts")
+
+
 def consistency(ds: DatasetSpec, plans: list[RunPlan]) -> list[Problem]:
     """Runs (of one subject, or of a dataset) must give windows of one layout (the channels in
     one order, fs and TR) as the first: `store.layout_differences`, the one layout check."""
@@ -157,6 +168,10 @@ def _plan(ds: DatasetSpec, plan: RunPlan, pairing: str) -> None:
     bold = read_bold_header(plan.bold)
     if len(bold.shape) != 4:
         raise InputError(plan.bold, f"BOLD must be 4-D (x, y, z, time); got shape {bold.shape}")
+    if ds.grid is not None and any(g > n for g, n in zip(ds.grid, bold.shape[:3], strict=True)):
+        raise InputError(plan.bold, f"{ds.key('grid')} {list(ds.grid)} is larger than the "
+                                    f"BOLD's grid {list(bold.shape[:3])}: a grid can only be "
+                                    "reduced; give at most the BOLD's in each direction")
     plan.n_volumes = bold.shape[3]
     if plan.dropped_channels:
         plan.notes.append(f"channels dropped: {', '.join(plan.dropped_channels)}")
@@ -291,12 +306,28 @@ def _marker_pairs(ds: DatasetSpec, plan: RunPlan, rec: Header, markers: np.ndarr
         plan.notes.append(f"{surplus} at the start dropped ({ds.key('mismatch')}: drop_start)")
         return markers[n_m - n:].astype(np.int64), volumes[n_v - n:]
     skipped = f" after skipping {ds.skip_markers}" if ds.skip_markers else ""
-    plan.problems.append(Problem(plan.eeg, (
-        f"{n_m} volume markers {what}{skipped} but {plan.bold} has {n_v} volumes: they cannot be "
-        f"paired one to one. If the BOLD lacks its first volumes (dummy scans removed), set "
-        f"{ds.key('skip_markers')}: {n_m - n_v if n_m > n_v else 0}; to pair from the start and "
-        f"drop the unpaired rest, {ds.key('mismatch')}: drop_end; to pair from the end, "
-        f"{ds.key('mismatch')}: drop_start")))
+    head = f"{n_m} volume markers {what}{skipped} but {plan.bold} has {n_v} volumes: "
+    if n_m > n_v:
+        plan.problems.append(Problem(plan.eeg, head + (
+            f"they cannot be paired one to one. If the BOLD lacks its first volumes (dummy scans "
+            f"removed), set {ds.key('skip_markers')}: {ds.skip_markers + n_m - n_v}; to pair "
+            f"from the start and drop the unpaired rest, {ds.key('mismatch')}: drop_end; to "
+            f"pair from the end, {ds.key('mismatch')}: drop_start")))
+        return None, volumes
+    # fewer markers than volumes: the EEG stopped before the scan did (it ends within a TR or
+    # two of the last marker) or started after it; or too many markers are skipped
+    d, tail_s = n_v - n_m, (rec.n_samples - markers[-1]) / rec.fs
+    ended = (f" (the EEG ends {tail_s:.1f} s after the last marker: it stopped before the scan "
+             "did)" if tail_s < 2 * plan.tr else "")
+    remedies = [f"set {ds.key('mismatch')}: drop_end to pair from the first volume and drop the "
+                f"last {d}{ended}",
+                f"{ds.key('mismatch')}: drop_start to pair from the last and drop the first {d} "
+                "(the EEG started after the scan)"]
+    if ds.skip_markers >= d:
+        remedies.append(f"{ds.key('skip_markers')}: {ds.skip_markers - d} if {d} of the skipped "
+                        "markers belong to volumes the BOLD has")
+    plan.problems.append(Problem(plan.eeg, f"{head}{d} volume(s) without a marker; "
+                                           f"{'; or '.join(remedies)}"))
     return None, volumes
 
 
@@ -314,8 +345,9 @@ def run_files(ds: DatasetSpec, run: RunFiles) -> list[Path]:
 def shared_files(ds: DatasetSpec, root: Path, runs: dict[str, list[RunFiles]],
                  only: str | None = None) -> list[Problem]:
     """Runs that read one physical file (the same path, a link or a copy's header naming another
-    recording's data), and files outside the dataset's root, as problems (those of subject `only`
-    where given). A subject must never read another's EEG or BOLD."""
+    recording's data) or byte-identical copies of one (`sample_files`, `identical`), and files
+    outside the dataset's root, as problems (those of subject `only` where given). A subject
+    must never read another's EEG or BOLD."""
     top = os.path.normpath(os.path.abspath(root))
     owner: dict[tuple[int, int], tuple[str, Path]] = {}
     out = []
@@ -341,4 +373,126 @@ def shared_files(ds: DatasetSpec, root: Path, runs: dict[str, list[RunFiles]],
                         f"runs (a copied BrainVision header whose DataFile=/MarkerFile= names "
                         f"another recording, or {ds.key('eeg')}/{ds.key('bold')} patterns "
                         "that match one file for several subjects)")))
+    seen: set[tuple[int, int]] = set()
+    samples: list[tuple[str, Path]] = []  # one entry per physical file (links: above)
+    for subject, subject_runs in runs.items():
+        for run in subject_runs:
+            label = f"{subject}{' ' + run.label if run.label else ''}"
+            for f in sample_files(ds, run):
+                try:
+                    st = os.stat(f)
+                except OSError:
+                    continue
+                if f.is_file() and st.st_size and (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    samples.append((label, f))
+
+    def relevant(group: list[tuple[str, Path]]) -> bool:
+        labels = {label for label, _ in group}
+        return len(labels) > 1 and (only is None or any(la.split()[0] == only for la in labels))
+
+    for digest, ((first, original), *copies) in identical(samples, relevant).items():
+        for label, f in copies:
+            if label != first and (only is None or only in (label.split()[0], first.split()[0])):
+                out.append(Problem(f, (
+                    f"{label} reads a byte-identical copy of {original}, which {first} reads "
+                    f"(SHA-256 {digest[:16]}...): one recording cannot serve two runs; give "
+                    f"{label} its own, or leave the subject out (config subjects.{ds.name})")))
+    return out
+
+
+def sample_files(ds: DatasetSpec, run: RunFiles) -> list[Path]:
+    """The files that hold a run's samples: its EEG's data (BrainVision's DataFile, EEGLAB's
+    .fdt, an MFF folder's signal*.bin, else the EEG file itself) and its BOLD. Headers and
+    marker files may be alike across subjects; these may not."""
+    try:
+        fmt = reader(ds.format_of(run.eeg))
+        found = fmt.companions(run.eeg)
+    except (InputError, OSError):
+        return [run.bold]  # the run's own plan names the problem
+    if fmt.is_folder:
+        return [*(p for p in found if p.name.startswith("signal") and p.suffix == ".bin"),
+                run.bold]
+    return [*(found[:1] or [run.eeg]), run.bold]
+
+
+def _blocks(path: Path) -> str:
+    size = path.stat().st_size
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for at in (0, max(size // 2 - BLOCK_BYTES // 2, 0), max(size - BLOCK_BYTES, 0)):
+            f.seek(at)
+            h.update(f.read(BLOCK_BYTES))
+    return h.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def identical(files: list[tuple[str, Path]], relevant: Callable[[list[tuple[str, Path]]], bool]
+              ) -> dict[str, list[tuple[str, Path]]]:
+    """{SHA-256: its files} for the byte-identical files among (label, path) pairs of distinct
+    physical files: by size, then by a digest of three blocks, then by SHA-256 of the whole;
+    only the groups `relevant` keeps are read further, so only files whose sizes collide are."""
+    groups: dict[object, list[tuple[str, Path]]] = {None: files}
+    for key in (lambda f: f.stat().st_size, _blocks, _sha256):
+        found: dict[object, list[tuple[str, Path]]] = {}
+        for group in groups.values():
+            by: dict[object, list[tuple[str, Path]]] = {}
+            for entry in group:
+                try:
+                    by.setdefault(key(entry[1]), []).append(entry)
+                except OSError:
+                    pass  # unreadable: the run's plan says so
+            found.update((k, g) for k, g in by.items() if len(g) > 1 and relevant(g))
+        groups = found
+    return {str(k): g for k, g in groups.items()}
+
+
+def run_amplitude(ds: DatasetSpec, plan: RunPlan, rec: Recording | None = None,
+                  seconds: float = 30.0) -> float | None:
+    """The median SD of a channel's fs*TR window (microvolts) over `seconds` in the middle of
+    the run, through the ingestion path (None for a run with problems): what inspect shows and
+    what `amplitude_problems` checks, in inspect and preprocessing alike."""
+    if plan.problems or not plan.channels:
+        return None
+    if rec is None:
+        with open_recording(plan.eeg, plan.format, ds.read_options()) as opened:
+            return run_amplitude(ds, plan, opened, seconds)
+    spv = int(round(plan.fs * plan.tr))
+    n = min(plan.n_samples, max(int(seconds * plan.fs), spv))
+    onsets = np.arange((plan.n_samples - n) // 2, (plan.n_samples + n) // 2 - spv + 1, spv)
+    return windows(rec, plan.channels, onsets, Ingestion(spv, (0, 1)), spectra=False,
+                   raw=False).amplitude_uv
+
+
+def amplitude_problems(ds: DatasetSpec, plans: list[RunPlan], amplitudes: list[float | None],
+                       only: str | None = None) -> list[Problem]:
+    """Runs (of subject `only` where given) whose EEG amplitude (`run_amplitude`) lies outside
+    AMPLITUDE_RANGE_UV, or AMPLITUDE_FACTOR from the dataset's: the median over subjects of
+    their first measured run's (so that preprocessing reads one run of each other subject). A
+    unit error: volts written as microvolts, or the reverse. Flat (0) runs are left out."""
+    first: dict[str, float] = {}
+    for plan, a in zip(plans, amplitudes, strict=True):
+        if a and np.isfinite(a):
+            first.setdefault(plan.subject, a)
+    if not first:
+        return []
+    median, (lo, hi), out = float(np.median(list(first.values()))), AMPLITUDE_RANGE_UV, []
+    for plan, a in zip(plans, amplitudes, strict=True):
+        if not a or not np.isfinite(a) or only not in (None, plan.subject):
+            continue
+        why = []
+        if not 1 / AMPLITUDE_FACTOR <= a / median <= AMPLITUDE_FACTOR:
+            why.append(f"{a / median:.3g} times the dataset's median {median:.3g} uV")
+        if not lo <= a <= hi:
+            why.append(f"outside the {lo:g} to {hi:g} uV of any EEG")
+        if why:
+            out.append(Problem(plan.eeg, (
+                f"EEG amplitude {a:.3g} uV is {' and '.join(why)}: a unit mismatch (volts "
+                "written as microvolts, or the reverse) or another amplifier setting; correct "
+                "the unit or resolution its header gives the channels, or leave the subject "
+                f"out (config subjects.{ds.name})")))
     return out

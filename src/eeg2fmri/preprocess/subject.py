@@ -19,17 +19,29 @@ from eeg2fmri.made_with import plain_json
 from eeg2fmri.preprocess.fmri import SCALINGS, dct_reduce, degenerate, to_volumes
 from eeg2fmri.preprocess.ingest import Ingestion, Stages, open_recording, windows
 from eeg2fmri.preprocess.mr_artefacts import MRSettings, mr_summary
-from eeg2fmri.preprocess.pairing import RunPlan, consistency, plan_run, shared_files
-from eeg2fmri.preprocess.rois import roi_labels
+from eeg2fmri.preprocess.pairing import (
+    RunPlan,
+    amplitude_problems,
+    consistency,
+    mr_key,
+    plan_run,
+    run_amplitude,
+    shared_files,
+)
+from eeg2fmri.preprocess.rois import on_grid, read_rois
 
 
 def subject_plans(ds: DatasetSpec, root: Path, subject: str, pairing: str = "markers"
                   ) -> tuple[list[RunPlan], list[str]]:
-    """Every run's pairing plan for one subject, and the files found but not paired."""
+    """Every run's pairing plan for one subject, and the files found but not paired; refused
+    (the first problem) as inspect refuses them: a run's own problems, runs that disagree,
+    files shared with or copied from another subject, an EEG amplitude off the dataset's."""
     runs, unpaired = ds.subject_runs(root, subject)
     if not runs:
         raise InputError(Path(root) / subject, f"no runs with both EEG and BOLD found for "
                                                f"{subject} ({'; '.join(unpaired) or 'no files'})")
+    for line in unpaired:
+        print(f"{subject}: {line}", file=sys.stderr)
     everyone = {}
     for other in ds.subjects:  # headers only: no other subject may read the same files
         try:
@@ -38,7 +50,25 @@ def subject_plans(ds: DatasetSpec, root: Path, subject: str, pairing: str = "mar
             pass  # that subject's own preprocessing names it
     for problem in shared_files(ds, Path(root), everyone, only=subject)[:1]:
         raise InputError(problem.path, problem.message)
-    return [plan_run(ds, subject, r, pairing) for r in runs], unpaired
+    plans = [plan_run(ds, subject, r, pairing) for r in runs]
+    for plan in plans:
+        plan.raise_first()
+    for problem in consistency(ds, plans)[:1]:
+        raise InputError(problem.path, problem.message)
+    # the EEG's amplitude against the dataset's (each other subject's first measured run)
+    every, amplitudes = list(plans), [run_amplitude(ds, p) for p in plans]
+    for other, other_runs in everyone.items():
+        for run in other_runs if other != subject else []:
+            every.append(plan_run(ds, other, run, pairing))
+            try:
+                amplitudes.append(run_amplitude(ds, every[-1]))
+            except InputError:
+                amplitudes.append(None)  # that subject's own preprocessing names it
+            if amplitudes[-1] and np.isfinite(amplitudes[-1]):
+                break
+    for problem in amplitude_problems(ds, every, amplitudes, only=subject)[:1]:
+        raise InputError(problem.path, problem.message)
+    return plans, unpaired
 
 
 def _run_features(ds: DatasetSpec, plan: RunPlan, *, n_bins: int, scaling: str = "volume"
@@ -59,7 +89,7 @@ def _run_features(ds: DatasetSpec, plan: RunPlan, *, n_bins: int, scaling: str =
             raise InputError(plan.eeg, "the files changed while being read; rerun")
         stages = Stages.build(rec, plan.channels, ing, plan.tr, plan.scan_onsets,
                               run=f"{plan.subject} {plan.run}: ".replace(" : ", ": "),
-                              key=ds.key("mr_artefacts"))
+                              key=mr_key(ds))
         for line in mr_summary(stages.report):
             print(f"{plan.subject} {plan.run or 'run'}: {line}", file=sys.stderr)
         onsets = ing.output_onsets(plan.onsets)
@@ -99,14 +129,10 @@ def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path,
     to compare with theirs (`eeg2fmri.store.check_settings`)."""
     root = Path(root)
     plans, unpaired = subject_plans(ds, root, subject, pairing)
-    for line in unpaired:
-        print(f"{subject}: {line}", file=sys.stderr)
     for plan in plans:
-        plan.raise_first()
         for note in plan.notes:
             print(f"{subject} {plan.run or 'run'}: {note}", file=sys.stderr)
-    for problem in consistency(ds, plans)[:1]:
-        raise InputError(problem.path, problem.message)
+    regions = read_rois(ds, root)  # checked before the runs' features are made
     first = plans[0]
     runs = []
     for plan in plans:
@@ -125,8 +151,8 @@ def preprocess_subject(ds: DatasetSpec, root: Path, subject: str, out_dir: Path,
         mask = to_volumes(np.asarray(nib.load(truth["mask"]).dataobj) > 0.5)
     else:
         mask = vols.mean(0) > mask_threshold
-    rois = roi_labels(ds, root, tuple(vols.shape[1:][i] for i in (1, 2, 0)),
-                      runs[0]["affine"])
+    rois = None if regions is None else on_grid(
+        regions, ds, tuple(vols.shape[1:][i] for i in (1, 2, 0)), runs[0]["affine"])
     for note in rois[2] if rois else []:
         print(f"{subject}: {note}", file=sys.stderr)
     clean = None
