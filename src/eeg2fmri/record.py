@@ -18,6 +18,9 @@ file. Version 1 holds:
     volume                  shape [D, H, W] (the store's [Z, X, Y]), affine (4x4 list), coverage
     dataset, fold {name, tests, val, train}, shuffle_seed, sequence (task settings or None)
     summary, provenance     how training went and what ran it
+    imported                (only a record `eeg2fmri import` wrote) where its weights
+                            came from: the reference code, the state_dict file and its SHA-256,
+                            the EEG range of its normalisation and where that came from
 
 `save_record` checks a record holds nothing else; `load_record` refuses anything that would run
 code, and an older or newer version, with a one-line error.
