@@ -79,6 +79,22 @@ def test_eeg_in_volts_labelled_microvolts_is_refused_by_inspect_and_preprocessin
     assert "outside the 0.001 to 1e+06 uV of any EEG" in alone
 
 
+def test_another_gain_is_refused_until_accepted_but_volts_never_are(tmp_path):
+    root = tmp_path / "ds"
+    for i in range(3):
+        write_subject(root, f"sub-{i + 1:02d}", i)
+    vhdr = root / "sub-02" / "eeg" / "sub-02_task-motor_eeg.vhdr"
+    _relabel_resolution(vhdr, "0.5")  # 50x the others' gain: EEG of ~100 uV, still EEG
+    problem = _refused_alike(root, tmp_path / "out", "EEG amplitude", "sub-02")
+    assert "set dataset_settings.mystudy.accept_amplitude: true" in problem
+    assert _problems(root, accept_amplitude=True) == []
+    assert _preprocess(root, tmp_path / "ok", "sub-02", accept_amplitude=True)["runs"]
+    _relabel_resolution(vhdr, "0.00000001")  # volts as microvolts: refused, accepted or not
+    problem = _refused_alike(root, tmp_path / "volts", "EEG amplitude", "sub-02",
+                             accept_amplitude=True)
+    assert "outside the 0.001 to 1e+06 uV" in problem and "accept_amplitude" not in problem
+
+
 # --- 2. ROI label images and tables -----------------------------------------------------------
 
 

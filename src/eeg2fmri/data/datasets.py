@@ -72,6 +72,7 @@ class DatasetSpec:
     skip_volumes: int = 0  # dummy scans at the start of each run (dropped with their markers)
     skip_markers: int = 0  # markers at the start of the EEG whose volumes are not in the BOLD
     mismatch: str = "error"  # markers vs volumes: "error", "drop_end", "drop_start"
+    accept_amplitude: bool = False  # runs >10x off the dataset's median amplitude: accepted
     drop_channels: tuple[str, ...] = ()  # non-EEG channels (ECG), case-insensitive
     keep_channels: tuple[str, ...] = ()  # or: only these, in this order
     eeg_rows: int | None = None  # keep the first rows of a .mat EEG matrix

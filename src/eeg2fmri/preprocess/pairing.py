@@ -485,14 +485,16 @@ def amplitude_problems(ds: DatasetSpec, plans: list[RunPlan], amplitudes: list[f
         if not a or not np.isfinite(a) or only not in (None, plan.subject):
             continue
         why = []
-        if not 1 / AMPLITUDE_FACTOR <= a / median <= AMPLITUDE_FACTOR:
+        if not (ds.accept_amplitude or 1 / AMPLITUDE_FACTOR <= a / median <= AMPLITUDE_FACTOR):
             why.append(f"{a / median:.3g} times the dataset's median {median:.3g} uV")
         if not lo <= a <= hi:
             why.append(f"outside the {lo:g} to {hi:g} uV of any EEG")
+        gain = (f"; if its amplifier's gain truly differs, set {ds.key('accept_amplitude')}: "
+                "true" if lo <= a <= hi else "")  # outside any EEG's range: never accepted
         if why:
             out.append(Problem(plan.eeg, (
                 f"EEG amplitude {a:.3g} uV is {' and '.join(why)}: a unit mismatch (volts "
                 "written as microvolts, or the reverse) or another amplifier setting; correct "
                 "the unit or resolution its header gives the channels, or leave the subject "
-                f"out (config subjects.{ds.name})")))
+                f"out (config subjects.{ds.name}){gain}")))
     return out
