@@ -1,4 +1,5 @@
 # Helpers shared by the rules. Logic lives in the eeg2fmri package; rules only wire files.
+import functools
 import json
 import re
 import shlex
@@ -56,6 +57,7 @@ def is_local(name):
     return bool(declared_root(name) or name in config["raw_roots"])
 
 
+@functools.cache  # one reading of the headers per subject and DAG (fetch, its states, inspect)
 def local_files(name, subject):
     """A local copy's files that the subject's preprocessing reads (`fetch.needed_files`): the
     fetch rule's inputs, so that a file replaced in place reruns what was made from it."""

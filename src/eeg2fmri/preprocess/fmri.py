@@ -62,14 +62,21 @@ def dct_reduce(data: np.ndarray, affine: np.ndarray, shape: tuple[int, int, int]
     from scipy import fft
 
     old = data.shape[:3]
-    if any(n > o for n, o in zip(shape, old, strict=True)):
-        raise ValueError(f"cannot reduce a {old} grid to a larger {shape}")
+    reduced = reduced_affine(affine, old, shape)
     coef = fft.dctn(data.astype(np.float64), type=2, norm="ortho", axes=(0, 1, 2), workers=-1)
     coef = coef[: shape[0], : shape[1], : shape[2]]
     out = fft.idctn(coef, type=2, norm="ortho", axes=(0, 1, 2), workers=-1)
     out *= np.sqrt(np.prod(shape) / np.prod(old))  # the mean intensity survives the cut
+    return out.astype(np.float32), reduced
+
+
+def reduced_affine(affine: np.ndarray, old: tuple[int, ...], shape: tuple[int, int, int]
+                   ) -> np.ndarray:
+    """The affine of a grid `old` reduced to `shape` (`dct_reduce`): the same field of view."""
+    if any(n > o for n, o in zip(shape, old, strict=True)):
+        raise ValueError(f"cannot reduce a {tuple(old)} grid to a larger {tuple(shape)}")
     step = np.array(old, dtype=np.float64) / np.array(shape)
     scale = np.eye(4)
     scale[:3, :3] = np.diag(step)
     scale[:3, 3] = (step - 1) / 2  # new voxel centres in old voxel coordinates
-    return out.astype(np.float32), affine @ scale
+    return affine @ scale

@@ -59,12 +59,9 @@ def roi_problems(ds: DatasetSpec, root: Path, plans: list[RunPlan]) -> list[Prob
         grids = set()
         for plan in firsts.values():
             if plan.problems:
-                continue  # refused for its own problems
+                continue  # refused for its own problems (a grid larger than the BOLD among them)
             img = nib.load(plan.bold)
-            try:
-                grid, affine = store_grid(ds, img.shape, img.affine)
-            except ValueError:
-                continue  # a grid the BOLD cannot be reduced to: the config check says so
+            grid, affine = store_grid(ds, img.shape, img.affine)
             if (grid, affine.round(6).tobytes()) not in grids:
                 grids.add((grid, affine.round(6).tobytes()))
                 on_grid(rois, ds, grid, affine)

@@ -20,7 +20,7 @@ import numpy as np
 
 from eeg2fmri.data.datasets import DatasetSpec
 from eeg2fmri.errors import InputError
-from eeg2fmri.preprocess.fmri import dct_reduce, to_volumes
+from eeg2fmri.preprocess.fmri import reduced_affine, to_volumes
 
 PROBABILITY = 0.25  # 4-D maps: a voxel belongs to its most probable region above this
 MAX_REGIONS = int(np.iinfo(np.int16).max)  # the store keeps labels as int16
@@ -159,7 +159,7 @@ def store_grid(ds: DatasetSpec, shape: tuple[int, ...], affine: np.ndarray
     grid = tuple(int(n) for n in shape[:3])
     if ds.grid is None or grid == tuple(ds.grid):
         return grid, affine
-    return tuple(ds.grid), dct_reduce(np.zeros(grid, np.float32), affine, ds.grid)[1]
+    return tuple(ds.grid), reduced_affine(affine, grid, ds.grid)
 
 
 def roi_labels(ds: DatasetSpec, root: Path, grid: tuple[int, int, int], affine: np.ndarray
