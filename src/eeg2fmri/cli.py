@@ -324,10 +324,9 @@ def cmd_params(a: argparse.Namespace) -> None:
 def cmd_import(a: argparse.Namespace) -> None:
     """A state_dict saved by the reference code's training script -> our model record, with
     the EEG layout and volume grid of one of our features stores (`--like`)."""
-    import hashlib
-
     import torch
 
+    from eeg2fmri.data.download import sha256sum
     from eeg2fmri.models import build_model, count_parameters
     from eeg2fmri.models import reference as ref
     from eeg2fmri.provenance import provenance
@@ -432,7 +431,7 @@ def cmd_import(a: argparse.Namespace) -> None:
         "imported": {
             "from": "kgr20/E2fNet (MIT, Copyright (c) 2025 Kristofer Roos)",
             "state_dict": str(a.state_dict),
-            "sha256": hashlib.sha256(a.state_dict.read_bytes()).hexdigest(),
+            "sha256": sha256sum(a.state_dict),
             "discriminator": str(a.discriminator) if a.discriminator else None,
             "eeg_range": [float(lo), float(hi)], "eeg_range_from": source,
             "like": str(a.like)}}
