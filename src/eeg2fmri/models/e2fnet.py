@@ -8,8 +8,9 @@ UNet2DModel at timestep 0, fMRIDecoder) at width 256; smaller widths scale every
 width / 256 and keep the graph (below width 32 GroupNorm has fewer than the reference's 32
 groups: `layers.groups_for`). The reference's U-Net embeds its timestep, always 0, into each
 ResNet block; that embedding is a constant, so here it is folded into the bias of the block's
-first convolution (`models.reference` converts the reference's weights): 15,740,062 parameters
-at NODDI shapes against the reference's 19,152,030, of which 3,411,968 are that embedding.
+first convolution (`models.reference.e2fnet` converts the reference's weights): 15,740,062
+parameters at NODDI shapes against the reference's 19,152,030, of which 3,411,968 are that
+embedding.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Weights from the authors' reference code, converted to our models (`eeg2fmri import`).
+"""kgr20/E2fNet: its E2fNet and E2fGAN weights converted to ours.
 
 E2fNet and E2fGAN: kgr20/E2fNet (MIT licence, Copyright (c) 2025 Kristofer Roos; read at commit
 867704c). Its train_E2fNet.py and train_E2fGAN.py save `model.state_dict()` of `EEG2fMRINet`
@@ -27,6 +27,7 @@ from torch import nn
 from eeg2fmri.models.e2fgan import Discriminator, E2fGAN
 from eeg2fmri.models.e2fnet import E2fNet
 from eeg2fmri.models.layers import ResBlock
+from eeg2fmri.models.reference.state import unwrap
 
 # the global EEG min / max of the reference's inference.ipynb (z-scored |FFT|), per dataset
 EEG_RANGES: dict[str, tuple[float, float]] = {
@@ -54,15 +55,6 @@ _UNET = {"conv_in": "conv_in", "down_blocks.0.downsamplers.0.conv": "downsample"
          "mid_block.attentions.0.to_out.0": "mid.1.attn.out_proj"}
 _ATTENTION = "mid_block.attentions.0."
 _TIME = "time_embedding."
-
-
-def unwrap(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A state_dict without the prefixes a wrapper adds to every key: `module.` (DataParallel,
-    DistributedDataParallel) and `_orig_mod.` (torch.compile)."""
-    for prefix in ("module.", "_orig_mod."):
-        if state and all(k.startswith(prefix) for k in state):
-            state = {k.removeprefix(prefix): v for k, v in state.items()}
-    return state
 
 
 def time_embedding_at_zero(unet: dict[str, torch.Tensor]) -> torch.Tensor:
