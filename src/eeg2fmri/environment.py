@@ -7,6 +7,7 @@ import platform
 
 import torch
 
+from eeg2fmri.device import cpu_bf16_support
 from eeg2fmri.models.selective_scan import cuda_kernel_available
 from eeg2fmri.provenance import PACKAGES, _version
 
@@ -25,6 +26,10 @@ def summary() -> str:
                          f"{'yes' if torch.cuda.is_bf16_supported() else 'no'}")
     else:
         lines.append("no CUDA GPU: runs on the CPU; `pytest -m gpu` skips")
+    bf16 = cpu_bf16_support()
+    lines.append(f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
+                 f"threads, bf16 " + (f"yes ({bf16})" if bf16 else "emulated only (no AMX or "
+                                                                     "AVX512-BF16)"))
     lines.append("selective scan: " + ("mamba-ssm's CUDA kernel" if cuda_kernel_available()
                                       else "the pure-PyTorch scan (mamba-ssm's kernel not "
                                            "importable here)"))
