@@ -2,11 +2,14 @@
 throughput and peak memory on a long 64-channel 5-kHz recording, and a before/after figure.
 
     python benchmarks/mr_artefacts.py [--minutes 15] [--figure mr_artefacts.png]
-        [--accuracy-only | --throughput-only]
+        [--accuracy-only | --throughput-only | --grid N]
 
-Prints a Markdown table. The downstream comparison (voxel corr. of models trained on clean,
-corrected and uncorrected EEG) is a workflow run: benchmarks/mr_downstream.yaml, its commands in
-docs/mr-artefacts.md.
+Prints a Markdown table. `--grid N`: the robustness grid (issue 34), N recordings drawn from the
+grid of rates, hardware low-pass, slice timing, slice counts, gradient, BCG, QRS, heart rate
+and EEG amplitudes, each corrected (gradient and BCG) or refused by the gate.
+
+The downstream comparison (voxel corr. of models trained on clean, corrected and uncorrected
+EEG) is a workflow run: benchmarks/mr_downstream.yaml, its commands in docs/mr-artefacts.md.
 """
 
 from __future__ import annotations
@@ -214,6 +217,143 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+GRID = {  # the robustness grid; `--grid N` draws N cells from it (seeded), each a recording
+    "scanner_fs": (1000.0, 2500.0, 5000.0),
+    "lowpass": (0.0, 250.0),  # the amplifier's hardware low-pass (0: none, sharp edges)
+    "timing": ("locked", "drift", "jittered"),
+    "slices": (20, 46, 60),
+    "interleaved": (False, True),
+    "gradient_uv": (500.0, 1500.0, 5000.0),
+    "bcg_uv": (20.0, 80.0, 200.0),
+    "bcg_delay_s": (0.15, 0.25, 0.35),
+    "qrs_ms": (1.0, 2.5, 10.0),  # R wave SD: QRS ~4, ~10, ~40 ms wide
+    "heart_bpm": (45.0, 70.0, 120.0),
+    "eeg_uv": (5.0, 15.0, 50.0),
+}
+TIMING = {"locked": {"clock_step": 0.0, "gradient_jitter": 0.0},
+          "drift": {},  # the simulator's: 0.37 sample per volume, 0.1 sample jitter
+          "jittered": {"slice_jitter": 0.3, "gradient_jitter": 1.0}}
+
+
+def grid_cells(n: int, seed: int = 0) -> list[dict]:
+    """`n` cells of GRID, each knob drawn in turn so that every value comes up (a Latin
+    square per knob, shuffled), the first one the held-out recording's properties."""
+    rng = np.random.default_rng(seed)
+    held = {"scanner_fs": 2500.0, "lowpass": 0.0, "timing": "jittered", "slices": 46,
+            "interleaved": False, "gradient_uv": 1500.0, "bcg_uv": 80.0, "bcg_delay_s": 0.25,
+            "qrs_ms": 1.0, "heart_bpm": 70.0, "eeg_uv": 5.0}
+    cells = [held]
+    columns = {k: rng.permutation(np.resize(np.arange(len(v)), n - 1)) for k, v in GRID.items()}
+    for i in range(n - 1):
+        cells.append({k: GRID[k][columns[k][i]] for k in GRID})
+    return cells
+
+
+def _pink(rng: np.random.Generator, c: int, n: int, fs: float, uv: float) -> np.ndarray:
+    """EEG [c, n] (volts) with a 1/f spectrum from 1 Hz to 100 Hz, `uv` RMS."""
+    f = np.fft.rfftfreq(n, 1 / fs)
+    spec = (rng.standard_normal((c, len(f))) + 1j * rng.standard_normal((c, len(f))))
+    spec *= np.where((f >= 1) & (f <= 100), 1 / np.sqrt(np.maximum(f, 1)), 0)
+    x = np.fft.irfft(spec, n, axis=1)
+    return x / x.std(1, keepdims=True) * uv * 1e-6
+
+
+def grid_cell(cell: dict, n_volumes: int = 40, channels: int = 6) -> dict:
+    """One recording of the grid, corrected (gradient and BCG) or refused: the gate's figure,
+    the artefact power left (% of what was there, 0.5-124.5 Hz, at the features' rate) and the
+    corrected-vs-clean correlation of the log |FFT| features in 1-40 Hz (median over
+    channels)."""
+    import mne
+
+    from eeg2fmri.data.scanner import SLICE_MARKER, scanner_recording
+    from eeg2fmri.errors import InputError
+    from eeg2fmri.preprocess.ingest import Recording
+
+    cfg = SimConfig(n_subjects=1, n_volumes=n_volumes, n_channels=channels, scanner=True,
+                    scanner_fs=cell["scanner_fs"], hardware_lowpass_hz=cell["lowpass"],
+                    gradient_edge_ms=0.15, scanner_slices=cell["slices"],
+                    interleaved=cell["interleaved"], slice_gain_spread=0.1,
+                    gradient_uv=cell["gradient_uv"], bcg_uv=cell["bcg_uv"],
+                    bcg_delay_s=cell["bcg_delay_s"], qrs_ms=cell["qrs_ms"],
+                    heart_bpm=cell["heart_bpm"], **TIMING[cell["timing"]])
+    rng = np.random.default_rng(1)
+    n = int((n_volumes * cfg.tr + 6) * cfg.fs)
+    onsets = (3 * cfg.fs + np.arange(n_volumes) * cfg.tr * cfg.fs).astype(np.int64)
+    rec = scanner_recording(cfg, _pink(rng, channels, n, cfg.fs, cell["eeg_uv"]), onsets, 0)
+    names = [f"E{i}" for i in range(channels)] + ["ECG"]
+    raw = mne.io.RawArray(rec["eeg"], mne.create_info(names, rec["fs"], "eeg"), verbose="error")
+    markers = {"Response/R128": rec["onsets"], SLICE_MARKER: rec["slices"]}
+    recording = Recording(Path("grid.fif"), "fif", raw, rec["fs"], names, markers,
+                          rec["eeg"].shape[1])
+    factor = cfg.scanner_factor()
+    ing = Ingestion(500, (1, 250), factor, MRSettings(gradient="correct", bcg="correct"))
+    picks = names[:-1]
+    out = {**cell, "refused": "", "residual_pct": None, "left_pct": None, "corr": None}
+    t0 = time.time()
+    try:
+        st = Stages.build(recording, picks, ing, cfg.tr, rec["onsets"])
+    except InputError as e:
+        out["refused"] = e.problem.split(": ", 1)[-1]
+        out["seconds"] = time.time() - t0
+        st = None
+    a, b = int(onsets[0]), int(onsets[-1] + cfg.tr * cfg.fs)
+    clean = signal.resample_poly(rec["clean"][:-1], 1, factor, axis=1)[:, a:b]
+    raw_out = signal.resample_poly(rec["eeg"][:-1], 1, factor, axis=1)[:, a:b]
+    if st is not None:
+        x = st.read(picks, a, b)
+        out["seconds"] = time.time() - t0
+        out["residual_pct"] = st.report["residual_pct"]
+        out["method"] = st.report.get("gradient_method")
+    elif "max_residual" in out["refused"]:  # what it would have given, the limit lifted
+        st = Stages.build(recording, picks, Ingestion(500, (1, 250), factor, MRSettings(
+            gradient="correct", bcg="correct", max_residual=1e9)), cfg.tr, rec["onsets"])
+        x = st.read(picks, a, b)
+        out["residual_pct"] = st.report["residual_pct"]
+    else:
+        x = None
+    if x is not None:
+        sos = signal.butter(4, [0.5, 124], "bandpass", fs=cfg.fs, output="sos")
+        left, there = (signal.sosfiltfilt(sos, z - clean, axis=1) for z in (x, raw_out))
+        out["left_pct"] = 100 * float((left**2).sum() / (there**2).sum())
+        out["corr"] = _feature_corr(x, clean, 500)
+    return out
+
+
+def _feature_corr(x: np.ndarray, clean: np.ndarray, n_win: int) -> float:
+    """Median over channels of the correlation of the log |FFT| of TR windows, 1-40 Hz."""
+    k = x.shape[1] // n_win
+    spec = [np.log(np.abs(np.fft.rfft(z[:, :k * n_win].reshape(len(z), k, n_win), axis=2))
+                   [..., 2:81] + 1e-12) for z in (x, clean)]
+    return float(np.median([np.corrcoef(spec[0][c].ravel(), spec[1][c].ravel())[0, 1]
+                            for c in range(len(x))]))
+
+
+def _fmt(v: float | None, f: str) -> str:
+    return "" if v is None else format(v, f)
+
+
+def grid(n: int) -> None:
+    rows = [grid_cell(cell) for cell in grid_cells(n)]
+    print("| fs kHz | low-pass | timing | slices | gradient mV | BCG uV | delay s | QRS ms | "
+          "bpm | EEG uV | outcome | gate % | artefact left % | feature corr. 1-40 Hz |")
+    print("|" + "---|" * 14)
+    for r in rows:
+        outcome = (f"refused: {r['refused'][:110]}" if r["refused"]
+                   else f"corrected ({r['method']})")
+        print(f"| {r['scanner_fs'] / 1000:g} | {r['lowpass'] or 'none'} | {r['timing']}"
+              f"{' (interleaved)' if r['interleaved'] else ''} | {r['slices']} | "
+              f"{r['gradient_uv'] / 1000:g} | {r['bcg_uv']:g} | {r['bcg_delay_s']:g} | "
+              f"{4 * r['qrs_ms']:g} | {r['heart_bpm']:g} | {r['eeg_uv']:g} | {outcome} | "
+              f"{_fmt(r['residual_pct'], '.1f')} | {_fmt(r['left_pct'], '.2g')} | "
+              f"{_fmt(r['corr'], '.3f')} |")
+    accepted = [r for r in rows if not r["refused"]]
+    if accepted:
+        worst = min(accepted, key=lambda r: r["corr"])
+        print(f"\nworst accepted cell: feature corr. {worst['corr']:.3f}, artefact left "
+              f"{worst['left_pct']:.2g} %, gate {worst['residual_pct']} % ({worst})")
+    print(f"refused: {len(rows) - len(accepted)} of {len(rows)}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--minutes", type=float, default=15.0)
@@ -222,7 +362,11 @@ def main() -> None:
     p.add_argument("--bcg", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--throughput-only", action="store_true")
     p.add_argument("--accuracy-only", action="store_true")
+    p.add_argument("--grid", type=int, default=0, help="the robustness grid: N recordings")
     a = p.parse_args()
+    if a.grid:
+        grid(a.grid)
+        return
     if a.correct:
         correct(a.correct, a.bcg)
         return

@@ -95,3 +95,46 @@ def test_a_tree_made_by_an_earlier_simulator_is_refused(tiny_raw, tmp_path):
     path.write_text(json.dumps(desc))
     with pytest.raises(InputError, match="simulator_version"):
         check_simulated_tree(root, TINY)
+
+
+def test_the_scanner_knobs_make_recordings_built_otherwise():
+    """The scanner simulation's knobs (issue 34): slices per volume, per-slice jitter, sharp
+    switching spikes, a hardware low-pass, a narrow QRS, the BCG's delay; the defaults leave
+    the recording as it was."""
+    from dataclasses import replace
+
+    from eeg2fmri.data.scanner import _ecg, _slice_waveform, scanner_recording, slice_order
+
+    cfg = SimConfig(n_subjects=1, n_volumes=6, n_channels=4, grid=(8, 8, 8), scanner=True,
+                    bcg_uv=0.0)
+    rng = np.random.default_rng(0)
+    clean = rng.standard_normal((4, int(cfg.fs * cfg.tr * 8))) * 1e-6
+    onsets = (np.arange(6) * cfg.tr * cfg.fs + cfg.fs).astype(np.int64)
+
+    def artefact(**knobs) -> tuple[np.ndarray, dict]:
+        rec = scanner_recording(replace(cfg, **knobs), clean, onsets, 0)
+        return rec["eeg"] - rec["clean"], rec
+
+    base, rec = artefact()
+    again, _ = artefact(slice_jitter=0.0, hardware_lowpass_hz=0.0, qrs_ms=10.0)
+    np.testing.assert_array_equal(base, again)
+    _, rec = artefact(scanner_slices=46)
+    assert len(rec["slices"]) == 6 * 46
+    jittered, _ = artefact(slice_jitter=0.3)
+    assert not np.allclose(jittered, base)
+    locked, _ = artefact(clock_step=0.0, gradient_jitter=0.0)
+    v0 = locked[0, onsets[1] * 4:onsets[1] * 4 + 500]
+    v1 = locked[0, onsets[2] * 4:onsets[2] * 4 + 500]
+    np.testing.assert_allclose(v0 / np.abs(v0).max(), v1 / np.abs(v1).max(), atol=0.12)
+    sharp = _slice_waveform(np.arange(1000) / 4000.0, 0.25, edge_s=0.15e-3)
+    smooth = _slice_waveform(np.arange(1000) / 4000.0, 0.25)
+    assert np.abs(np.diff(sharp)).max() > 5 * np.abs(np.diff(smooth)).max()
+    filtered, _ = artefact(gradient_edge_ms=0.15, hardware_lowpass_hz=250.0)
+    raw, _ = artefact(gradient_edge_ms=0.15)
+    f, p_raw = signal.welch(raw[0], 1000.0, nperseg=1024)
+    _, p_filt = signal.welch(filtered[0], 1000.0, nperseg=1024)
+    assert p_filt[f > 400].sum() < 1e-2 * p_raw[f > 400].sum()
+    t = np.arange(4000) / 1000.0
+    narrow, wide = _ecg(t, np.array([1.0]), 2.0), _ecg(t, np.array([1.0]))
+    assert (narrow > 0.5e-3).sum() < (wide > 0.5e-3).sum() / 3
+    assert list(slice_order(6, True)) == [0, 2, 4, 1, 3, 5]

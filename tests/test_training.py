@@ -5,12 +5,15 @@ import pytest
 import torch
 
 from eeg2fmri import store
+from eeg2fmri.config import TrainConfig
 from eeg2fmri.errors import InputError
-from eeg2fmri.evaluation.predict import evaluate_fold
+from eeg2fmri.evaluation import metrics
+from eeg2fmri.evaluation.predict import evaluate_fold, predict
 from eeg2fmri.models import build_model
 from eeg2fmri.pairs import EEGNorm, PairDataset
+from eeg2fmri.training import loop
 from eeg2fmri.training.folds import fold_by_name, loso_fold, loso_folds
-from eeg2fmri.training.loop import cosine_restarts, seed_everything
+from eeg2fmri.training.loop import cosine_restarts, lr_factor, seed_everything
 from eeg2fmri.training.trainer import open_subjects, train_fold
 
 from .conftest import TINY, tiny_spec
@@ -84,6 +87,114 @@ def test_cosine_schedule_warms_up_and_restarts():
     assert math.isclose(cosine_restarts(100, 100, 10, 2), 0.0)
 
 
+def test_constant_schedule_keeps_the_peak_rate_after_warm_up(tiny_features, tmp_path):
+    cfg = TrainConfig(epochs=3, warmup_steps=10, schedule="constant")
+    f = [lr_factor(cfg, 100)(s) for s in range(200)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert f[10:] == [1.0] * 190  # no decay, no restarts, not even past the planned steps
+    assert lr_factor(TrainConfig(), 100)(60) == cosine_restarts(60, 100, 20, 1.0)  # default
+    fold = loso_fold(SUBJECTS, "sub-01")
+    train_fold(tiny_spec(epochs=3, schedule="constant", lr=2e-3), fold, tiny_features,
+               tmp_path, progress=False)
+    log = (tmp_path / "train_log.csv").read_text().splitlines()
+    lr = [float(line.split(",")[3]) for line in log[1:]]
+    assert lr == [2e-3] * 3  # the cosine schedule would have decayed it
+
+
+def test_betas_reach_every_optimiser(tiny_features, tmp_path):
+    fold = loso_fold(SUBJECTS, "sub-01")
+    for arch, params in (("e2fnet", {"width": 8}), ("e2fgan", {"width": 8, "disc_width": 8})):
+        spec = tiny_spec(epochs=2, betas=[0.8, 0.99])
+        spec.update(name=arch, arch=arch, params=params)
+        assert train_fold(spec, fold, tiny_features, tmp_path / arch, stop_after_epoch=1,
+                          progress=False) is None
+        ckpt = torch.load(tmp_path / arch / "checkpoint" / "last.pt", weights_only=True)
+        for opt in ckpt["optimizer"].values():
+            assert [tuple(g["betas"]) for g in opt["param_groups"]] == [(0.8, 0.99)]
+            assert all(g["weight_decay"] == 0.01 for g in opt["param_groups"])
+
+
+def test_the_new_settings_default_to_todays_training(tiny_features, tmp_path):
+    """betas [0.9, 0.999], schedule cosine and select_on loss given explicitly train exactly
+    as leaving them out (today's behaviour)."""
+    fold = loso_fold(SUBJECTS, "sub-02")
+    plain = train_fold(tiny_spec(epochs=2), fold, tiny_features, tmp_path / "a",
+                       progress=False)
+    explicit = train_fold(tiny_spec(epochs=2, betas=[0.9, 0.999], schedule="cosine",
+                                    select_on="loss", select_volumes=None),
+                          fold, tiny_features, tmp_path / "b", progress=False)
+    for k, v in plain["state"].items():
+        assert torch.equal(v, explicit["state"][k]), k
+    assert plain["summary"]["select_on"] == "loss" and "best_val_score" not in plain["summary"]
+    assert (tmp_path / "a" / "train_log.csv").read_text().splitlines()[0] == \
+        "epoch,train_loss,val_loss,lr,seconds,best"
+
+
+def test_select_on_ssim_keeps_the_best_epoch_and_stops_after_patience(tiny_features, tmp_path,
+                                                                     monkeypatch):
+    """Scripted validation SSIMs: the best epoch (2) is kept, whatever its loss, and training
+    stops after `patience` (2) epochs without a better SSIM; the record says so."""
+    script = iter([0.10, 0.30, 0.20, 0.25, 0.90, 0.95])
+    scored = []
+
+    def fake(model, data, batch_size, device, volumes=None, kind="ssim"):
+        scored.append((sorted({s.subject for s in data.subjects}), volumes, kind))
+        return next(script)
+
+    monkeypatch.setattr(loop, "evaluate_ssim", fake)
+    fold = loso_fold(SUBJECTS, "sub-01")
+    states = {}
+    real_save = loop._save
+
+    def save(obj, path):  # keep every epoch's weights to compare with the selected ones
+        states[obj["epoch"]] = {k: v.clone() for k, v in obj["model"].items()}
+        real_save(obj, path)
+
+    monkeypatch.setattr(loop, "_save", save)
+    record = train_fold(tiny_spec(epochs=8, patience=2, select_on="ssim", select_volumes=7),
+                        fold, tiny_features, tmp_path, progress=False)
+    s = record["summary"]
+    assert (s["best_epoch"], s["epochs_run"], s["select_on"]) == (2, 4, "ssim")
+    assert s["best_val_score"] == 0.30 and s["select_volumes"] == 7
+    assert scored == [([fold.val], 7, "ssim")] * 4  # the validation subject, capped
+    for k, v in states[2].items():
+        assert torch.equal(record["state"][k], v), k
+    log = (tmp_path / "train_log.csv").read_text().splitlines()
+    assert log[0] == "epoch,train_loss,val_loss,val_ssim,lr,seconds,best"
+    assert [line.split(",")[-1] for line in log[1:]] == ["1", "1", "0", "0"]
+    # selection: test scores the test subject instead (the papers' protocol)
+    script = iter([0.5, 0.4])
+    scored.clear()
+    spec = {**tiny_spec(epochs=2, select_on="ssim3d"), "selection": "test"}
+    train_fold(spec, fold, tiny_features, tmp_path / "test", progress=False)
+    assert scored == [(list(fold.tests), None, "ssim3d")] * 2
+
+
+def test_evaluate_ssim_scores_the_predictions_of_evenly_spread_volumes(tiny_features):
+    seed_everything(0)
+    model = build_model("e2fnet", n_channels=8, n_freqs=60, out_shape=(8, 16, 16), context=5,
+                        width=8)
+    subj = open_subjects(tiny_features, ["sub-02"])
+    data = PairDataset(subj, 5, EEGNorm.fit("log_standard", subj))
+    pred = torch.from_numpy(predict(model.eval(), data, torch.device("cpu")))
+    target = torch.from_numpy(data.targets())
+    everything = loop.evaluate_ssim(model, data, 8, torch.device("cpu"))
+    assert everything == pytest.approx(float(metrics.ssim2d(pred, target).double().mean()))
+    rows = loop.selection_rows(len(data), 6)
+    assert len(rows) == 6 and rows[0] == 0 and rows[-1] == len(data) - 1
+    capped = loop.evaluate_ssim(model, data, 4, torch.device("cpu"), volumes=6, kind="ssim3d")
+    assert capped == pytest.approx(float(metrics.ssim3d(pred[rows], target[rows]).mean()))
+    assert list(loop.selection_rows(5, None)) == list(loop.selection_rows(5, 9)) == [0, 1, 2, 3, 4]
+
+
+def test_select_on_ssim_is_for_pair_models(tiny_features, tmp_path):
+    from .conftest import arch_spec
+
+    with pytest.raises(ValueError, match="select it on its loss"):
+        train_fold(arch_spec("neural_frames", epochs=1, select_on="ssim"),
+                   loso_fold(SUBJECTS, "sub-01"), tiny_features, tmp_path, progress=False)
+
+
 def test_resume_after_interruption_gives_the_same_weights(tiny_features, tmp_path):
     fold = loso_fold(SUBJECTS, "sub-03")
     spec = tiny_spec(epochs=3)
@@ -152,6 +263,31 @@ def test_ef_diffusion_trains_resumes_and_evaluates_through_the_same_loop(tiny_fe
     assert r["predict_s_per_volume"] > 0 and np.isfinite(r["mean"]["ssim"])
 
 
+def test_ef_diffusion_selects_on_sampled_ssim_with_steps_for_its_dataset(tiny_features,
+                                                                         tmp_path):
+    """The paper's protocol on tiny data: DDIM steps from a per-dataset mapping (the simulated
+    dataset: its default), each epoch's EMA model sampled on capped validation volumes and
+    kept by SSIM, under Adam (weight decay 0, beta2 0.99) and a constant rate."""
+    spec = tiny_spec(epochs=2, select_on="ssim", select_volumes=4, patience=5,
+                     betas=[0.9, 0.99], weight_decay=0.0, schedule="constant")
+    spec.update(name="ef_diffusion", arch="ef_diffusion",
+                params={"eeg_dim": 8, "channels": [4, 8], "attn_levels": 1,
+                        "eeg_conv_channels": 4, "attn_heads": 2,
+                        "sample_steps": {"noddi": 75, "default": 2}})
+    rec = train_fold(spec, loso_fold(SUBJECTS, "sub-01"), tiny_features, tmp_path,
+                     progress=False)
+    assert rec["params"]["sample_steps"] == 2 and rec["spec"]["params"]["sample_steps"] == {
+        "noddi": 75, "default": 2}
+    s = rec["summary"]
+    assert s["select_on"] == "ssim" and s["select_volumes"] == 4
+    assert -1 <= s["best_val_score"] <= 1 and s["best_epoch"] in (1, 2)
+    log = (tmp_path / "train_log.csv").read_text().splitlines()
+    assert log[0].split(",")[3] == "val_ssim" and len(log) == 3
+    r = evaluate_fold(tmp_path / "model.pt", [tiny_features / "sub-01"],
+                      tmp_path / "metrics.json", tmp_path / "pred.nii.gz")
+    assert r["sampling"]["steps"] == 2 and r["train"]["select_on"] == "ssim"
+
+
 def test_fixed_split_fold_and_fold_names():
     subjects = [f"sub-{i:02d}" for i in range(2, 12)]
     f = fold_by_name(subjects, "split-paper", {"paper": ("sub-03", "sub-05")})
@@ -209,7 +345,7 @@ def test_ntvit_trains_on_raw_windows_and_evaluates(tiny_features, tmp_path, dm):
     spec = tiny_spec(epochs=1)
     spec.update(name="ntvit", arch="ntvit",
                 params={"dim": 16, "depth": 1, "dec_depth": 1, "heads": 2, "n_mels": 16,
-                        "spec_patch": [4, 4], "patch": [4, 8, 8], "domain_matching": dm})
+                        "spec_patch": [4, 4], "patch": [4, 4], "domain_matching": dm})
     spec["features"]["eeg_norm"] = "raw_standard"
     fold = loso_fold(SUBJECTS, "sub-01")
     rec = train_fold(spec, fold, tiny_features, tmp_path, progress=False)

@@ -322,125 +322,18 @@ def cmd_params(a: argparse.Namespace) -> None:
 
 
 def cmd_import(a: argparse.Namespace) -> None:
-    """A state_dict saved by the reference code's training script -> our model record, with
-    the EEG layout and volume grid of one of our features stores (`--like`)."""
-    import torch
-
-    from eeg2fmri.data.download import sha256sum
-    from eeg2fmri.models import build_model, count_parameters
-    from eeg2fmri.models import reference as ref
-    from eeg2fmri.provenance import provenance
+    """A checkpoint saved by a reference code's training script -> our model record, with the
+    EEG layout and volume grid of one of our features stores (`--like`)."""
     from eeg2fmri.record import save_record
-    from eeg2fmri.store import SubjectFeatures, amplitude_uv
-    from eeg2fmri.training.folds import fold_name
+    from eeg2fmri.training.imported import import_checkpoint
 
-    def load(path: Path) -> dict[str, Any]:
-        if not path.is_file():
-            raise InputError(path, missing(path, "this state_dict"))
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # not a torch file, or one that would run code
-            raise InputError(path, f"not a readable state_dict ({type(e).__name__}: "
-                                   f"{str(e).strip().splitlines()[0][:160] if str(e) else ''})"
-                             ) from None
-        if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor)
-                                                for v in state.values())):
-            raise InputError(path, "not a state_dict (a dictionary of tensors)")
-        return state
-
-    if a.discriminator and a.arch != "e2fgan":
-        raise InputError(None, "--discriminator is for --arch e2fgan")
-    for given in (a.state_dict, a.discriminator):
-        if given and a.out.exists() and given.exists() and a.out.samefile(given):
-            raise InputError(a.out, "is an input (--out would overwrite it): choose another")
-    state = load(a.state_dict)
-    disc = load(a.discriminator) if a.discriminator else None
-    try:
-        found, weights = ref.e2fnet_settings(state), ref.e2fnet_state(state)
-    except ValueError as e:
-        raise InputError(a.state_dict, str(e)) from None
-    try:
-        disc_weights = ref.discriminator_state(disc) if disc is not None else None
-    except ValueError as e:
-        raise InputError(a.discriminator, str(e)) from None
-    store = SubjectFeatures.open(a.like)
-    meta, depth, grid = store.meta, found["depth"], store.bold.shape[1:]
-    if list(grid) != [depth, 64, 64]:
-        raise InputError(a.like, f"volumes of {' x '.join(map(str, grid))}, but the "
-                                 f"reference model predicts {depth} x 64 x 64: give a store of "
-                                 "the dataset it was trained on")
-    if list(meta.get("bins", [])) != [1, 250]:
-        raise InputError(a.like, f"|FFT| bins {meta.get('bins')}, but the reference reads bins "
-                                 "1..249 of each window: preprocess with features.n_bins: 249")
-    if a.eeg_range:
-        (lo, hi), source = a.eeg_range, "--eeg-range"
-    elif a.run_args:
-        try:
-            run = json.loads(a.run_args.read_text())
-            lo, hi, source = float(run["min_eeg"]), float(run["max_eeg"]), str(a.run_args)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise InputError(a.run_args, f"not the reference run's commandline_args.txt with "
-                                         f"min_eeg and max_eeg ({e})") from None
-    elif meta.get("dataset") in ref.EEG_RANGES:
-        (lo, hi), source = ref.EEG_RANGES[meta["dataset"]], "the reference's inference.ipynb"
-    else:
-        raise InputError(None, "give --eeg-range MIN MAX (or --run-args): the reference's EEG "
-                               "min and max, printed by its training script and saved in "
-                               "commandline_args.txt")
-    if not lo < hi:
-        raise InputError(None, f"the EEG range must have min < max, not {lo:g}, {hi:g}")
-    params: dict[str, Any] = {"width": found["width"]}
-    if a.arch == "e2fgan":
-        params["disc_width"] = ref.discriminator_width(disc) if disc is not None else 64
-    torch.manual_seed(0)  # e2fgan without --discriminator: a fresh discriminator
-    model = build_model(a.arch, n_channels=len(meta["channels"]), n_freqs=249,
-                        out_shape=(depth, 64, 64), context=found["context"], **params)
-    for net, given, path in ((getattr(model, "generator", model), weights, a.state_dict),
-                             (getattr(model, "discriminator", None), disc_weights,
-                              a.discriminator)):
-        try:  # e2fgan without --discriminator: a fresh discriminator (seeded)
-            if given is not None:
-                net.load_state_dict(given)
-        except RuntimeError as e:
-            raise InputError(path, f"does not fit {a.arch} ({str(e).splitlines()[0]})"
-                             ) from None
-    name = a.name or f"{a.arch}_reference"
-    tests = list(a.tests or [])
-    record = {
-        "spec": {"name": name, "arch": a.arch, "params": params, "shuffle_eeg": False,
-                 "features": {"context": found["context"], "n_bins": 249, "eeg_norm": "paper"},
-                 "training": {}},
-        "arch": a.arch, "params": params, "state": model.state_dict(),
-        "eeg": {"channels": list(meta["channels"]), "fs": float(meta["fs"]),
-                "tr": float(meta["tr"]), "window_samples": int(meta["window_samples"]),
-                "bins": [1, 250], "input": "spectra", "context": found["context"],
-                "norm": {"mode": "paper", "a": float(lo), "b": float(hi)},
-                "marker": meta.get("marker"), "decimate": int(meta.get("decimate", 1)),
-                "ingestion": meta.get("ingestion"), "amplitude_uv": amplitude_uv(store.raw)},
-        "volume": {"shape": [depth, 64, 64], "affine": meta["affine"],
-                   "coverage": meta.get("coverage", "")},
-        "dataset": meta.get("dataset", ""), "shuffle_seed": None,
-        "features_settings": meta.get("settings", {}), "sequence": None,
-        "fold": {"name": fold_name(tests[0]) if len(tests) == 1 else "split-reference",
-                 "tests": tests, "val": None, "train": []},
-        "selected_on": [],
-        "summary": {"best_epoch": None, "epochs_run": None, "best_val_loss": None,
-                    "trust": None, "n_parameters": count_parameters(model),
-                    "n_train_pairs": None, "wall_s": 0.0, "device": "imported"},
-        "provenance": provenance(torch.device("cpu")),
-        "imported": {
-            "from": "kgr20/E2fNet (MIT, Copyright (c) 2025 Kristofer Roos)",
-            "state_dict": str(a.state_dict),
-            "sha256": sha256sum(a.state_dict),
-            "discriminator": str(a.discriminator) if a.discriminator else None,
-            "eeg_range": [float(lo), float(hi)], "eeg_range_from": source,
-            "like": str(a.like)}}
+    record, line = import_checkpoint(
+        a.arch, a.state_dict, a.like, a.out, disc_path=a.discriminator,
+        eeg_range=tuple(a.eeg_range) if a.eeg_range else None, run_args=a.run_args,
+        tests=a.tests, name=a.name)
     save_record(a.out, record)
-    print(f"{a.out}: {a.arch} width {found['width']} ({count_parameters(model):,} parameters), "
-          f"{found['context']} windows of {len(meta['channels'])} channels x 249 bins -> "
-          f"{depth} x 64 x 64; EEG z-scored across channels, then min-max with "
-          f"[{lo:g}, {hi:g}] ({source}); layout of {a.like}")
-    if a.arch == "e2fgan" and disc is None:
+    print(line)
+    if a.arch == "e2fgan" and a.discriminator is None:
         print(f"{a.out}: the discriminator is freshly initialised (train_E2fGAN.py saves only "
               "the generator; give --discriminator to import one)", file=sys.stderr)
 
@@ -588,11 +481,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--params", type=_JSON, default={}, help='JSON, e.g. \'{"width": 256}\'')
     s.set_defaults(func=cmd_params)
 
-    s = sub.add_parser("import", help="a state_dict saved by a reference code's training "
-                                      "script -> a model record (E2fNet, E2fGAN)")
-    s.add_argument("--arch", required=True, choices=["e2fnet", "e2fgan"])
+    s = sub.add_parser("import", help="a checkpoint saved by a reference code's training "
+                                      "script -> a model record (E2fNet, E2fGAN, "
+                                      "Spec2VolCAMU-Net, NT-ViT)")
+    s.add_argument("--arch", required=True, choices=["e2fnet", "e2fgan", "spec2vol", "ntvit"])
     s.add_argument("--state-dict", type=Path, required=True,
-                   help="what train_E2fNet.py / train_E2fGAN.py saved (*.pth)")
+                   help="what the reference's training script saved: train_E2fNet.py / "
+                        "train_E2fGAN.py / train_Spectrogram2fMRI.py (*.pth), NT-ViT's "
+                        "train.py (a Lightning *.ckpt)")
     s.add_argument("--like", type=Path, required=True,
                    help="a subject's features folder: the EEG layout (channels, rate, TR, "
                         "bins) and volume grid the imported model will read and write")

@@ -7,8 +7,11 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+SCHEDULES = ("cosine", "constant")  # training.schedule
+SELECT_ON = ("loss", "ssim", "ssim3d")  # training.select_on
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,21 @@ class TrainConfig:
     seed: int = 0
     amp: bool = True  # only on CUDA
     ssim_weight: float = 0.5  # loss = w * (1 - SSIM) + (1 - w) * MSE (papers: 0.5)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW's (beta1, beta2)
+    schedule: str = "cosine"  # cosine: warm-up + cosine restarts; constant: warm-up, then lr
+    select_on: str = "loss"  # the epoch kept: lowest validation loss, or highest mean SSIM
+    select_volumes: int | None = None  # validation volumes scored for select_on ssim; None: all
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"training.schedule must be one of {', '.join(SCHEDULES)}, "
+                             f"not {self.schedule!r}")
+        if self.select_on not in SELECT_ON:
+            raise ValueError(f"training.select_on must be one of {', '.join(SELECT_ON)}, "
+                             f"not {self.select_on!r}")
+        if len(self.betas) != 2:
+            raise ValueError(f"training.betas must be two numbers [beta1, beta2], not "
+                             f"{self.betas!r}")
 
 
 # the schema's (a test keeps them equal)

@@ -15,7 +15,8 @@ import torch
 from eeg2fmri.errors import InputError
 from eeg2fmri.store import SubjectFeatures
 
-NORMS = ("paper", "log_standard", "raw_standard")
+NORMS = ("paper", "log_standard", "raw_standard", "window_minmax")
+RAW_NORMS = ("raw_standard", "window_minmax")
 
 
 @dataclass
@@ -24,7 +25,9 @@ class EEGNorm:
     training set's min and max (the references fit these on train+test; we do not).
     `log_standard`: log1p magnitudes standardised per (channel, frequency) with training stats.
     `raw_standard`: raw EEG windows (the store's `raw`, for models with their own front end)
-    standardised per channel with training stats."""
+    standardised per channel with training stats.
+    `window_minmax`: raw EEG windows, each channel of each window min-max scaled to [-1, 1]
+    (NT-ViT's reference; nothing fitted)."""
 
     mode: str
     a: np.ndarray  # paper: global min; log_standard: mean [C, F]; raw_standard: mean [C, 1]
@@ -33,7 +36,7 @@ class EEGNorm:
     @property
     def source(self) -> str:
         """The store array this normalisation applies to: `eeg` (spectra) or `raw`."""
-        return "raw" if self.mode == "raw_standard" else "eeg"
+        return "raw" if self.mode in RAW_NORMS else "eeg"
 
     @staticmethod
     def _pre(mode: str, x: np.ndarray) -> np.ndarray:
@@ -48,6 +51,8 @@ class EEGNorm:
     def fit(cls, mode: str, subjects: list[SubjectFeatures]) -> EEGNorm:
         if mode not in NORMS:
             raise ValueError(f"eeg_norm must be one of {NORMS}, not {mode!r}")
+        if mode == "window_minmax":
+            return cls(mode, np.float32(-1.0), np.float32(1.0))
         if mode == "raw_standard":  # per channel, over windows and samples (float16: chunks)
             mean, std = _moments((np.asarray(s.raw[i:i + 64], dtype=np.float64)
                                   for s in _releasing(subjects)
@@ -66,6 +71,10 @@ class EEGNorm:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.mode == "raw_standard":
             return (np.asarray(x, dtype=np.float32) - self.a) / self.b
+        if self.mode == "window_minmax":
+            x = np.asarray(x, dtype=np.float32)
+            lo, hi = x.min(-1, keepdims=True), x.max(-1, keepdims=True)
+            return 2 * (x - lo) / np.maximum(hi - lo, 1e-12) - 1
         z = self._pre(self.mode, x)
         if self.mode == "paper":
             return (z - self.a) / max(float(self.b - self.a), 1e-8)

@@ -21,7 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from eeg2fmri.errors import InputError
-from eeg2fmri.io import write_json
+from eeg2fmri.io import file_digest, sha256sum, write_json
 
 CHUNK = 1 << 20
 
@@ -32,15 +32,6 @@ class DownloadError(InputError):
     def __init__(self, path: str | Path | None, problem: str, status: int | None = None):
         super().__init__(path, problem)
         self.status = status
-
-
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, algorithm).hexdigest()
-
-
-def sha256sum(path: Path) -> str:
-    return file_digest(path, "sha256")
 
 
 def recording_sha256(path: Path) -> str:

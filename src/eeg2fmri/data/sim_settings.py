@@ -45,10 +45,19 @@ class SimConfig:
     scanner_fs: float = 1000.0  # a whole multiple of fs; preprocessing decimates back
     gradient_uv: float = 2000.0  # peak of the gradient artefact (the EEG: ~10 uV)
     gradient_jitter: float = 0.1  # SD of a volume's timing against the EEG clock, samples
+    slice_jitter: float = 0.0  # SD of each slice's own timing, samples (independent per slice)
+    clock_step: float = 0.37  # samples the slices move per volume against the EEG clock (0: locked)
+    scanner_slices: int = 0  # slices per volume (0: grid Z)
+    interleaved: bool = False  # slices acquired 0, 2, 4, ..., 1, 3, ... (positions)
+    slice_gain_spread: float = 0.0  # the artefact's amplitude over the slice positions, +-fraction
+    gradient_edge_ms: float = 0.0  # SD of the switching spikes (0: 2 % of the slice period)
+    hardware_lowpass_hz: float = 0.0  # the amplifier's low-pass before sampling (0: none)
     gradient_drift: float = 0.05  # slow amplitude drift, fraction
     bcg_uv: float = 60.0  # peak of the ballistocardiogram
     heart_bpm: float = 66.0
     hrv: float = 0.05  # heart rate variability, fraction of the RR interval
+    qrs_ms: float = 10.0  # SD of the ECG's R wave (Q and S scale with it), ms
+    bcg_delay_s: float = 0.2  # the BCG's earliest peak after the R-peak (others up to +0.15 s)
 
     def __post_init__(self) -> None:
         if self.scanner:

@@ -5,7 +5,8 @@ model does not override has the default written here, so callers never probe.
 A model is built as `cls(n_channels=, n_freqs=, out_shape=(D, H, W), context=, **settings)`:
 `n_freqs` is the number of |FFT| bins per window for `input = "spectra"` and the number of
 samples per window for `input = "raw"`. Its forward pass maps EEG [B, context, C, n_freqs] to
-volumes [B, D, H, W] in [0, 1] (`kind = "sequence"`: a `SequenceBatch` to frames [B, L, D, H,
+volumes [B, D, H, W], in [0, 1] but where a reference's output is unbounded and kept so
+(Spec2Vol's `output: linear`) (`kind = "sequence"`: a `SequenceBatch` to frames [B, L, D, H,
 W]). Models know nothing about files, folds or datasets.
 """
 

@@ -3,19 +3,53 @@
 After "Research on fMRI Image Generation from EEG Signals Based on Diffusion Models" (Electronics,
 2025; no public code). Two parts:
 
-- **EEG prompt generator (EPG)**: a 3-D convolution over the (window, electrode, frequency)
-  tensor, residual blocks, pooling to a fixed grid and one token per EEG window; then
-  Multi-Head Recursive Spectral Attention (per head, a half of the channels:
-  Z = tanh(MLP1(E)), W = sigmoid(MLP2(E)), O_i = (1 - W_i) Z_i + W_i O_{i-1} along the windows)
-  and a self-attention layer. Output: one token per window for cross-attention.
+- **EEG prompt generator (EPG)**: the spectra arranged as the paper's Y [1, Ce, F, T]
+  (electrodes, frequency bins, time windows); a 3-D convolution (stride 2 in frequency and
+  time, for CPU cost); then per block a 3-D average pooling of frequency and time (never of
+  electrodes), a residual block and, after each
+  residual block, Multi-Head Recursive Spectral Attention (MHRSA: Z = tanh(MLP1(E)),
+  W = sigmoid(MLP2(E)), both split in two halves along the channels, O_i = (1 - W_i) Z_i +
+  W_i O_{i-1} along time, the halves concatenated); the frequency axis pooled to `eeg_bands`
+  bands; one token per (electrode, band), holding its channels x time steps, with learned
+  electrode and band embeddings; a self-attention layer. Output: Ce x eeg_bands
+  electrode-specific tokens (keys and values of every cross-attention).
 - **FD-UNet**: a 3-D residual U-Net over the volume (zero-padded to a multiple of the
-  down-sampling factor) with a sinusoidal time-step embedding added in every residual block and a
-  Cross-modal Information Interaction Module (tanh/sigmoid gating of the fMRI features, then
-  cross-attention with queries from fMRI voxels and keys/values from the EEG tokens) at the
-  coarsest `attn_levels` levels and in the middle. The voxel coordinates enter as three extra
-  input channels: the paper does not say how the network knows where it is, and a purely
-  convolutional denoiser cannot place a fixed anatomy in pure noise (it learned to denoise but
-  not to generate: an overfit test stayed at SSIM 0.04 without them).
+  down-sampling factor), one residual block per level with a sinusoidal time-step embedding,
+  3-D average pooling down and nearest-neighbour interpolation up, and a Cross-modal Information
+  Interaction Module at the coarsest `attn_levels` levels and in the middle (CIIM: tanh and
+  sigmoid of the fMRI features, split in halves, reversed, concatenated and fused by a 1x1x1
+  convolution; then cross-attention with queries from every voxel and keys/values from the EEG
+  tokens). The voxel coordinates enter as three extra input channels: the paper does not say
+  how the network knows where it is, and a purely convolutional denoiser cannot place a fixed
+  anatomy in pure noise (it learned to denoise but not to generate: an overfit test stayed at
+  SSIM 0.04 without them).
+
+Where the paper is ambiguous, our readings (its words quoted):
+
+- Tokens. "K and V ... of shape [2, 1632, 128] that represent electrode-specific
+  time-frequency characteristics", from E in R^{C x Ce x F x T}: one token per electrode and
+  frequency band, its time course and channels as features. 1,632 is no multiple of NODDI's
+  63 (or 64) electrodes; `eeg_bands: 26` gives 63 x 26 = 1,638, the nearest (ef_diffusion_paper).
+- MHRSA "follows each residual block"; the pooling ("downsampling layers", kind not said)
+  comes before each block, so the first block already runs on half the bins and windows.
+  "Z and W are each split into two parts along the channel dimension ... the two parts of O are
+  concatenated": with one recursion the split would change nothing, and the text says it lets
+  "each time step integrate information from all other time steps", so the first half recurs
+  forwards and the second backwards in time. Eq. 36 prints (1 - W_1); we read (1 - W_i). O is
+  added to E (the encoder is "residual"; the paper does not say whether O replaces E).
+- CIIM: "Z_X undergoes non-linear transformations via the Tanh and Sigmoid functions to yield
+  two complementary feature maps ...; these are then split along the channel dimension,
+  reversed, concatenated, and fused to generate an enriched representation": tanh(Z_X) and
+  sigmoid(Z_X) with no learned layer before them; the four halves in reverse order
+  [sig_2, sig_1, tanh_2, tanh_1], concatenated; "fused" by a learned 1x1x1 convolution, added
+  to Z_X. With a learned fusion the order of the halves is a fixed permutation of its inputs,
+  so the reversal does not change what the module can express; we keep it as written.
+- "down-sampling is performed with a 3-D pooling layer": average pooling (the paper names
+  both kinds; an average passes no single noisy voxel, as a denoiser wants).
+- "a CIIM ... is inserted at every point in the network where the fMRI tensor has spatial
+  dimensions of [8, 8, 4]", yet its query is [2, 2048, 128], i.e. 16 x 16 x 8 voxels at 128
+  channels: we follow the text (`attn_levels: 1` at the paper's sizes); `attn_levels: 2` also
+  covers the shapes' reading.
 
 Diffusion: DDPM training (linear beta schedule; MSE on epsilon as in the paper, on v, or on the
 clean volume x0, which learns by far the fastest on small budgets) and DDIM sampling, both with
@@ -23,7 +57,9 @@ MONAI's schedulers (clipping the predicted volume to its range while sampling: w
 under-trained model diverges); an exponential moving average (EMA) of the weights samples.
 Volumes in [0, 1] are diffused as 2y - 1. The generic training loop calls `training_loss`,
 `after_step` and `validation_loss`; evaluation calls the model, which samples with DDIM from a
-generator seeded when the model enters eval mode, so predictions are reproducible.
+generator seeded when the model enters eval mode, so predictions are reproducible. The DDIM
+steps (`sample_steps`) are an integer here; a config may give them per dataset, which training
+resolves (training.trainer).
 """
 
 from __future__ import annotations
@@ -80,80 +116,125 @@ class ResBlock3d(nn.Module):
 
 
 class RecursiveSpectralAttention(nn.Module):
-    """Multi-Head Recursive Spectral Attention along the window axis of [B, T, dim] tokens."""
+    """MHRSA on the EEG feature map E [B, C, Ce, F, T] (the paper's Eqs. 34-36).
 
-    def __init__(self, dim: int, heads: int = 2):
+    Per position, two MLPs over the channels (1x1x1 convolutions) give candidates
+    Z = tanh(MLP1(E)) and weights W = sigmoid(MLP2(E)); both are split into two halves along the
+    channels; each half runs O_i = (1 - W_i) Z_i + W_i O_{i-1} along time (O_{-1} = 0), the
+    first forwards and the second backwards in time (our reading: see the module docstring);
+    the halves are concatenated and added to E."""
+
+    def __init__(self, channels: int):
         super().__init__()
-        if dim % heads:
-            raise ValueError(f"EEG token dim {dim} is not divisible by {heads} heads")
-        hd = dim // heads
-        self.heads = heads
+        if channels % 2:
+            raise ValueError(f"ef_diffusion eeg_conv_channels must be even (MHRSA splits them in "
+                             f"two halves), not {channels}")
 
         def mlp() -> nn.Module:
-            return nn.Sequential(nn.Linear(hd, hd), nn.SiLU(), nn.Linear(hd, hd))
+            return nn.Sequential(nn.Conv3d(channels, channels, 1), nn.SiLU(),
+                                 nn.Conv3d(channels, channels, 1))
 
-        self.mlp_z = nn.ModuleList(mlp() for _ in range(heads))
-        self.mlp_w = nn.ModuleList(mlp() for _ in range(heads))
-        self.proj = nn.Linear(dim, dim)
-        self.norm = nn.LayerNorm(dim)
+        self.mlp_z, self.mlp_w = mlp(), mlp()
+
+    @staticmethod
+    def recur(z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """O_i = (1 - W_i) Z_i + W_i O_{i-1} along the last axis, O_{-1} = 0."""
+        o, seq = torch.zeros_like(z[..., 0]), []
+        for i in range(z.shape[-1]):
+            o = (1 - w[..., i]) * z[..., i] + w[..., i] * o
+            seq.append(o)
+        return torch.stack(seq, dim=-1)
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
-        outs = []
-        for h, part in enumerate(e.chunk(self.heads, dim=-1)):
-            z, w = torch.tanh(self.mlp_z[h](part)), torch.sigmoid(self.mlp_w[h](part))
-            o, seq = torch.zeros_like(z[:, 0]), []
-            for i in range(z.shape[1]):  # O_i = (1 - W_i) Z_i + W_i O_{i-1}
-                o = (1 - w[:, i]) * z[:, i] + w[:, i] * o
-                seq.append(o)
-            outs.append(torch.stack(seq, dim=1))
-        return self.norm(e + self.proj(torch.cat(outs, dim=-1)))
+        z, w = torch.tanh(self.mlp_z(e)), torch.sigmoid(self.mlp_w(e))
+        (z1, z2), (w1, w2) = z.chunk(2, dim=1), w.chunk(2, dim=1)
+        forward = self.recur(z1, w1)
+        backward = self.recur(z2.flip(-1), w2.flip(-1)).flip(-1)
+        return e + torch.cat([forward, backward], dim=1)
 
 
 class EEGPromptGenerator(nn.Module):
-    """[B, T, C, F] spectra -> [B, T, dim] tokens, one per EEG window."""
+    """EPG: EEG spectra [B, T, Ce, F] -> electrode tokens [B, Ce * bands, dim].
 
-    def __init__(self, context: int, dim: int, conv_channels: int = 8, res_blocks: int = 2,
-                 heads: int = 2, attn_heads: int = 4, pooled: tuple[int, int] = (8, 16)):
+    The spectra are arranged as the paper's Y [1, Ce, F, T]; a 3-D convolution, then per block
+    a 3-D average pooling of frequency and time (electrodes are never pooled), a residual block
+    and MHRSA. The frequency axis is then pooled to `bands` bands; each (electrode, band) token
+    holds its channels x time steps, embedded linearly to `dim`, plus a learned electrode and
+    band embedding; a self-attention layer mixes the tokens."""
+
+    def __init__(self, n_electrodes: int, context: int, dim: int, conv_channels: int = 8,
+                 blocks: int = 2, bands: int = 8, attn_heads: int = 4):
         super().__init__()
         c = conv_channels
-        self.stem = nn.Sequential(nn.Conv3d(1, c, (3, 3, 7), stride=(1, 1, 4), padding=(1, 1, 3)),
-                                  norm(c), nn.SiLU())
-        self.pool = nn.AdaptiveAvgPool3d((context, *pooled))  # any montage/band -> fixed grid
-        self.res = nn.ModuleList(ResBlock3d(c, c) for _ in range(res_blocks))
-        self.embed = nn.Linear(c * pooled[0] * pooled[1], dim)
-        self.pos = nn.Parameter(torch.zeros(1, context, dim))
-        self.rsa = RecursiveSpectralAttention(dim, heads)
+        # the front-end convolution halves frequency and time (stride 2; electrodes stay)
+        self.stem = nn.Sequential(nn.Conv3d(1, c, 3, stride=(1, 2, 2), padding=1), norm(c),
+                                  nn.SiLU())
+        self.res = nn.ModuleList(ResBlock3d(c, c) for _ in range(blocks))
+        self.rsa = nn.ModuleList(RecursiveSpectralAttention(c) for _ in range(blocks))
+        steps = math.ceil(context / 2)
+        for _ in range(blocks):
+            steps = math.ceil(steps / 2)
+        self.bands = bands
+        self.embed = nn.Linear(c * steps, dim)
+        self.electrode = nn.Parameter(torch.zeros(n_electrodes, 1, dim))
+        self.band = nn.Parameter(torch.zeros(1, bands, dim))
+        nn.init.normal_(self.electrode, std=0.02)
+        nn.init.normal_(self.band, std=0.02)
         self.attn = nn.TransformerEncoderLayer(dim, attn_heads, 2 * dim, dropout=0.0,
                                                batch_first=True, norm_first=True)
 
+    @staticmethod
+    def pool(h: torch.Tensor) -> torch.Tensor:
+        """3-D average pooling that halves frequency and time (rounding up; an axis of one
+        stays) and never pools electrodes."""
+        kernel = (1, *(2 if n > 1 else 1 for n in h.shape[3:]))
+        return F.avg_pool3d(h, kernel, ceil_mode=True)
+
     def forward(self, eeg: torch.Tensor) -> torch.Tensor:
-        h = self.pool(self.stem(eeg[:, None]))  # [B, c, T, C, F/4] -> [B, c, T, 8, 16]
-        for block in self.res:
-            h = block(h)
-        tokens = self.embed(h.permute(0, 2, 1, 3, 4).flatten(2)) + self.pos
-        return self.attn(self.rsa(tokens))
+        h = self.stem(eeg.permute(0, 2, 3, 1)[:, None])  # [B, c, Ce, F, T]
+        for block, rsa in zip(self.res, self.rsa, strict=True):  # MHRSA after each block
+            h = rsa(block(self.pool(h)))
+        h = F.adaptive_avg_pool3d(h, (h.shape[2], self.bands, h.shape[4]))  # [B, c, Ce, b, T']
+        tokens = self.embed(h.permute(0, 2, 3, 1, 4).flatten(3))  # [B, Ce, bands, dim]
+        tokens = tokens + self.electrode + self.band
+        return self.attn(tokens.flatten(1, 2))
 
 
 class CrossModalInteraction(nn.Module):
-    """CIIM: gate the fMRI features, then cross-attend from voxels to EEG tokens."""
+    """CIIM: enrich the fMRI features Z_X, then cross-attend from voxels to the EEG tokens.
+
+    tanh(Z_X) and sigmoid(Z_X) are each split into two halves along the channels; the four
+    halves are taken in reverse order (sigmoid's second, sigmoid's first, tanh's second,
+    tanh's first), concatenated and fused by a 1x1x1 convolution, added to Z_X (Z'_X). Queries
+    come from Z'_X (every voxel), keys and values from the EEG tokens; the attention's output
+    projection updates Z'_X."""
 
     def __init__(self, channels: int, token_dim: int, heads: int = 4):
         super().__init__()
-        self.gate_t = nn.Conv3d(channels, channels, 1)
-        self.gate_s = nn.Conv3d(channels, channels, 1)
+        if channels % 2:
+            raise ValueError(f"ef_diffusion channels with cross-attention must be even (the "
+                             f"CIIM splits them in two halves), not {channels}")
+        self.fuse = nn.Conv3d(2 * channels, channels, 1)
         self.norm = norm(channels)
         self.attn = nn.MultiheadAttention(channels, heads if channels % heads == 0 else 1,
                                           kdim=token_dim, vdim=token_dim, batch_first=True)
 
+    @staticmethod
+    def split_reverse_concat(f: torch.Tensor) -> torch.Tensor:
+        """[tanh(f), sigmoid(f)] split in halves, reversed, concatenated: [B, 2C, ...]."""
+        parts = [*torch.tanh(f).chunk(2, dim=1), *torch.sigmoid(f).chunk(2, dim=1)]
+        return torch.cat(parts[::-1], dim=1)
+
     def forward(self, f: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        f = f + torch.tanh(self.gate_t(f)) * torch.sigmoid(self.gate_s(f))
+        f = f + self.fuse(self.split_reverse_concat(f))
         q = self.norm(f).flatten(2).transpose(1, 2)  # [B, voxels, C]
         a, _ = self.attn(q, tokens, tokens, need_weights=False)
         return f + a.transpose(1, 2).reshape(f.shape)
 
 
 class FDUNet(nn.Module):
-    """3-D residual U-Net predicting the noise of a noisy volume, given time and EEG tokens."""
+    """3-D residual U-Net predicting the noise of a noisy volume, given time and EEG tokens:
+    a residual block per level, 3-D average pooling down, nearest-neighbour interpolation up."""
 
     def __init__(self, channels: tuple[int, ...], token_dim: int, attn_levels: int = 2,
                  attn_heads: int = 4):
@@ -172,8 +253,7 @@ class FDUNet(nn.Module):
             self.down.append(ResBlock3d(c_prev, c, self.t_dim))
             self.down_attn.append(CrossModalInteraction(c, token_dim, attn_heads)
                                   if with_attn[i] else nn.Identity())
-            self.downsample.append(nn.Conv3d(c, c, 3, stride=2, padding=1) if i < n - 1
-                                   else nn.Identity())
+            self.downsample.append(nn.AvgPool3d(2) if i < n - 1 else nn.Identity())
             c_prev = c
         c = channels[-1]
         self.mid1 = ResBlock3d(c, c, self.t_dim)
@@ -214,11 +294,12 @@ class FDUNet(nn.Module):
 class Denoiser(nn.Module):
     """EPG + FD-UNet: the prediction (epsilon, v or x0) for x_t at step t, given the EEG."""
 
-    def __init__(self, context: int, eeg_dim: int, channels: tuple[int, ...], attn_levels: int,
-                 eeg_conv_channels: int, attn_heads: int):
+    def __init__(self, n_electrodes: int, context: int, eeg_dim: int, channels: tuple[int, ...],
+                 attn_levels: int, eeg_conv_channels: int, attn_heads: int, eeg_blocks: int,
+                 eeg_bands: int):
         super().__init__()
-        self.epg = EEGPromptGenerator(context, eeg_dim, eeg_conv_channels,
-                                      attn_heads=attn_heads)
+        self.epg = EEGPromptGenerator(n_electrodes, context, eeg_dim, eeg_conv_channels,
+                                      eeg_blocks, eeg_bands, attn_heads)
         self.unet = FDUNet(channels, eeg_dim, attn_levels, attn_heads)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, eeg: torch.Tensor) -> torch.Tensor:
@@ -232,6 +313,7 @@ class EFDiffusion(Model):
     def __init__(self, n_channels: int, n_freqs: int, out_shape: tuple[int, int, int],
                  context: int = 20, eeg_dim: int = 64, channels: tuple[int, ...] = (8, 16, 32),
                  attn_levels: int = 2, eeg_conv_channels: int = 8, attn_heads: int = 4,
+                 eeg_blocks: int = 2, eeg_bands: int = 8,
                  train_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 2e-2,
                  sample_steps: int = 50, eta: float = 0.0, ema_decay: float = 0.995,
                  clip_sample: bool = True, prediction: str = "epsilon", sample_seed: int = 0):
@@ -239,11 +321,15 @@ class EFDiffusion(Model):
         if prediction not in PREDICTIONS:
             raise ValueError(f"ef_diffusion prediction must be one of {', '.join(PREDICTIONS)}, "
                              f"not {prediction!r}")
+        if isinstance(sample_steps, bool) or not isinstance(sample_steps, int):
+            raise ValueError(f"ef_diffusion sample_steps must be an integer here, not "
+                             f"{sample_steps!r} (a mapping per dataset is resolved by training, "
+                             "which knows the dataset)")
         self.out_shape = tuple(out_shape)
         factor = 2 ** (len(channels) - 1)
         self.padded = tuple(math.ceil(s / factor) * factor for s in self.out_shape)
-        self.net = Denoiser(context, eeg_dim, tuple(channels), attn_levels, eeg_conv_channels,
-                            attn_heads)
+        self.net = Denoiser(n_channels, context, eeg_dim, tuple(channels), attn_levels,
+                            eeg_conv_channels, attn_heads, eeg_blocks, eeg_bands)
         self.net.to(memory_format=torch.channels_last_3d)  # 1.6x faster 3-D convs on CPU
         self.ema = copy.deepcopy(self.net).requires_grad_(False)
         self.ema_decay = ema_decay

@@ -213,6 +213,24 @@ class _Upsampled:
         return out
 
 
+def feature_band(ing: Ingestion, fs: float) -> tuple[float, float]:
+    """The band (Hz) of the features' |FFT| bins, at the rate after decimation."""
+    fs_out = fs / ing.decimate
+    step = fs_out / ing.window_samples
+    return (max(ing.bins[0], 1) * step, min((ing.bins[1] - 1) * step, 0.5 * fs_out))
+
+
+def check_settings(m: MRSettings, path: Path, run: str, key: str) -> None:
+    """Refuse settings that cannot work: more OBS components than the epochs averaged."""
+    if m.obs >= m.beats:
+        raise InputError(path, f"{run}{key}.obs: {m.obs} principal components from the "
+                               f"{m.beats} heartbeats each template averages ({key}.beats): "
+                               f"at most {m.beats - 1}")
+    if m.slice_obs >= m.window:
+        raise InputError(path, f"{run}{key}.slice_obs: {m.slice_obs} components per slice, "
+                               f"not fewer than the {m.window} volumes averaged ({key}.window)")
+
+
 class Stages:
     """The MR artefact stages of one run between the recording and its windows, and what each
     measured and did (`report`, written to meta.json and the sidecar). `read(channels, a, b)`
@@ -228,9 +246,16 @@ class Stages:
     def __init__(self, rec: Recording, factor: int):
         self.rec, self.factor = rec, factor
         self.source = rec.samples  # at the recording's rate, after the gradient stage
+        self.aas_source = rec.samples  # after the volumes' AAS alone (the ECG's)
         self.bcg: mr.BCGSubtraction | None = None
         self.aas: mr.GradientAAS | None = None
         self.report: dict[str, Any] = {}
+        self.band = (0.5, rec.fs / factor / 2)  # the features' band (Hz)
+        self.in_scanner = False  # a gradient artefact was found
+        self.slice_onsets: np.ndarray | None = None  # where the slice timing is known
+        self.slice_length, self.obs = 0, 0  # obs: slice-wise OBS's components where it runs
+        self.beats = np.zeros(0)  # R-peaks at the decimated rate, where measured
+        self.without_bcg: Callable[..., np.ndarray] | None = None  # the gradient gate's source
 
     def read(self, channels: list[str], a: int, b: int) -> np.ndarray:
         if self.bcg is not None:
@@ -242,14 +267,18 @@ class Stages:
             return self.source(channels, a, b)
         return _decimated(self.source, self.rec.n_samples, channels, a, b, self.factor)
 
+    SEARCH_S = 0.02  # the gradient's timing is searched +-20 ms (+-20 samples at 1 kHz)
+
     @classmethod
     def build(cls, rec: Recording, picks: list[str], ing: Ingestion, tr: float,
               scan_onsets: np.ndarray | None, *, run: str = "", key: str = "mr_artefacts"
               ) -> Stages:
         """Measure the run's MR artefacts and set up the stages `ing.mr` asks for; a run with an
-        artefact that its settings do not address (`detect`) is refused in one line naming the
-        figure and the config key."""
+        artefact that its settings do not address (`detect`), or whose correction leaves more
+        than `max_residual` (the gate, `check`), is refused in one line naming the figure and
+        the config key."""
         st, m = cls(rec, ing.decimate), ing.mr
+        check_settings(m, rec.path, run, key)
         segment, stretch, g, found = cls.detect(rec, picks, tr, scan_onsets)
         st.report.update(found, gradient=m.gradient)
         if g > mr.GRADIENT_DB and m.gradient == "detect":  # nan: not measured
@@ -258,19 +287,63 @@ class Stages:
                 f"the spectrum between them (EEG: < {mr.GRADIENT_DB:g} dB). Set {key}.gradient: "
                 "correct (average artefact subtraction on the volume markers), or keep (as the "
                 "reference code did)"))
+        st.band = feature_band(ing, rec.fs)
+        st.in_scanner = bool(g > mr.GRADIENT_DB)
         if m.gradient == "correct":
             if scan_onsets is None or len(scan_onsets) < 3:
                 raise InputError(rec.path, f"{run}gradient correction needs the volume onsets "
                                            "(volume markers, or alignment start/offset)")
-            reference = picks[int(np.argmax(stretch.std(1)))]  # the most artefacted channel
-            aas = mr.GradientAAS(rec.samples, rec.n_samples, scan_onsets,
-                                 int(round(rec.fs * tr)), reference, m.window)
-            st.source, st.aas = aas.samples, aas
+            st._gradient_stage(picks, ing, tr, scan_onsets, segment,
+                               picks[int(np.argmax(stretch.std(1)))])  # most artefacted
         st._bcg_stage(picks, ing, tr, scan_onsets, segment, run, key)
         if m.gradient == "correct" and found["gradient_db"] is not None:  # on the final source
             st.report["gradient_db_after"] = round(
                 mr.gradient_db(st.source(picks, *segment), rec.fs, tr), 2)
+        st.check(picks, segment, run, key, m)
         return st
+
+    def _gradient_stage(self, picks: list[str], ing: Ingestion, tr: float,
+                        scan_onsets: np.ndarray, segment: tuple[int, int], reference: str
+                        ) -> None:
+        """Volume-wise AAS, then slice-wise OBS where the slice timing is known (slice markers,
+        or `slices`) and it measures better: where the locked residual it removes from the
+        segment (features' band) exceeds the power it takes that is not locked (EEG)."""
+        rec, m = self.rec, ing.mr
+        epoch = int(round(rec.fs * tr))
+        pattern = mr.slice_pattern(rec.markers, scan_onsets, epoch, m.slices)
+        search = int(round(self.SEARCH_S * rec.fs))
+        if pattern is not None:  # never a whole slice: its neighbour's artefact looks alike
+            search = min(search, int(0.45 * np.diff(np.append(pattern, pattern[0] + epoch)).min()))
+        aas = mr.GradientAAS(rec.samples, rec.n_samples, scan_onsets, epoch, reference,
+                             m.window, search=max(search, 3))
+        self.aas, self.source = aas, aas.samples
+        self.aas_source = aas.samples
+        self.report["gradient_method"] = "volume AAS"
+        self.report["gradient_lag_range"] = round(float(np.ptp(aas.lags)), 2)
+        if pattern is None:
+            self.report["gradient_slices"] = ("no slice timing (no slice markers; "
+                                              "mr_artefacts.slices)")
+            return
+        self.slice_length = int(np.floor(np.diff(np.append(pattern, pattern[0] + epoch)).min()))
+        self.slice_onsets = (aas.onsets[:, None] + aas.lags[:, None] + pattern[None]).ravel()
+        if not m.slice_obs:
+            self.report["gradient_slices"] = f"{len(pattern)} per volume; slice_obs: 0"
+            return
+        obs = mr.SliceOBS(aas.samples, rec.n_samples, self.slice_onsets, self.slice_length,
+                          m.slice_obs, rec.fs)
+        vol, sl = (f(picks, *segment) for f in (aas.samples, obs.samples))
+        r_vol, r_sl = (float(np.nansum(self._gradient_locked(x, segment[0])))
+                       for x in (vol, sl))
+        removed = float(mr.band_passed(vol - sl, rec.fs, self.band).var(1).sum())
+        taken = max(removed - max(r_vol - r_sl, 0.0), 0.0)
+        eeg = max(float(mr.band_passed(sl, rec.fs, self.band).var(1).sum()) - r_sl, 1e-300)
+        self.report["gradient_slices"] = (
+            f"{len(pattern)} per volume: slice-wise OBS ({m.slice_obs} components) would leave "
+            f"{100 * r_sl / eeg:.1f} % of the EEG's power locked (volume AAS alone: "
+            f"{100 * r_vol / eeg:.1f} %) and take {100 * taken / eeg:.1f} % that is not")
+        if r_vol - r_sl > taken:
+            self.report["gradient_method"] = f"volume AAS + slice-wise OBS ({m.slice_obs})"
+            self.obs, self.source = m.slice_obs, obs.samples
 
     @classmethod
     def detect(cls, rec: Recording, picks: list[str], tr: float,
@@ -298,24 +371,35 @@ class Stages:
                    scan_onsets: np.ndarray | None, segment: tuple[int, int], run: str,
                    key: str) -> None:
         """Heartbeats, the BCG figure, and the BCG stage `ing.mr.bcg` asks for (with a second
-        pass of both stages when the gradient is corrected too)."""
+        pass of both stages when the gradient is corrected too). A figure that cannot see
+        (`_ecg_unusable`, a gradient residual hiding the BCG) is "not measurable (why)": refused
+        where the BCG is to be corrected, or in a scanner recording left to `detect`."""
         rec, m = self.rec, ing.mr
         fs_out = rec.fs / ing.decimate
         ecg = mr.find_ecg(rec.ch_names, m.ecg_channel)
         self.report.update(bcg=m.bcg, ecg_channel=ecg)
-        if ecg is None:
-            if m.bcg == "correct" or m.ecg_channel:
-                what = "correction" if m.bcg == "correct" else "detection"
-                raise InputError(rec.path, f"{run}BCG {what} needs an ECG channel: none named "
-                                           f"{m.ecg_channel or 'ECG or EKG'}; set "
-                                           f"{key}.ecg_channel")
-            self.report["bcg_index"] = None  # not measurable
-            return
+        if ecg is None and (m.bcg == "correct" or m.ecg_channel):
+            what = "correction" if m.bcg == "correct" else "detection"
+            raise InputError(rec.path, f"{run}BCG {what} needs an ECG channel: none named "
+                                       f"{m.ecg_channel or 'ECG or EKG'}; set {key}.ecg_channel")
         n_out = -(-rec.n_samples // ing.decimate)
-        beats = mr.heartbeats(self._decimated([ecg], 0, n_out)[0], fs_out)
         a, b = (int(x) // ing.decimate for x in segment)
-        index = mr.bcg_index(self._decimated(picks, a, b), beats[(beats >= a) & (beats < b)] - a,
-                             fs_out)
+        beats, why = np.zeros(0), "no ECG channel"
+        if ecg is not None:  # gradient-corrected by the volumes' AAS alone: slice-wise OBS
+            source, self.source = self.source, self.aas_source  # would take its sharp QRS
+            ecg_out = self._decimated([ecg], 0, n_out)[0]
+            self.source = source
+            beats = mr.heartbeats(ecg_out, fs_out)
+            why = self._ecg_unusable(ecg, picks, ecg_out, beats, fs_out, m)
+        here = beats[(beats >= a) & (beats < b)] - a
+        x = self._decimated(picks, a, b)
+        if why is None:
+            why = self._hidden(picks, segment, x, here)
+        if why is not None:
+            self._not_measurable(why, run, key, m)
+            return
+        self.beats = beats
+        index = mr.bcg_index(x, here, fs_out)
         self.report.update(bcg_index=round(index, 2), heartbeats=len(beats))
         if index > mr.BCG_INDEX and m.bcg == "detect":
             raise InputError(rec.path, (
@@ -324,13 +408,116 @@ class Stages:
                 f"heartbeats on {ecg}). Set {key}.bcg: correct (average artefact subtraction "
                 "on the R-peaks), or keep"))
         if m.bcg == "correct":
+            if len(beats) < m.beats + 1:
+                raise InputError(rec.path, f"{run}{len(beats)} heartbeats on {ecg}: too few for "
+                                           f"{key}.beats: {m.beats} neighbours per template; "
+                                           f"lower it, or set {key}.bcg: keep")
             self.bcg = mr.BCGSubtraction(self._decimated, n_out, beats, fs_out, picks, m.beats,
                                          m.obs)
             if m.gradient == "correct":
                 assert scan_onsets is not None
                 self._second_pass(picks, n_out, scan_onsets, tr, m)
             self.report["bcg_index_after"] = round(mr.bcg_index(
-                self.bcg.samples(picks, a, b), beats[(beats >= a) & (beats < b)] - a, fs_out), 2)
+                self.bcg.samples(picks, a, b), here, fs_out), 2)
+
+    def _ecg_unusable(self, ecg: str, picks: list[str], samples: np.ndarray,
+                      beats: np.ndarray, fs: float, m: MRSettings) -> str | None:
+        """Why the R-peaks found on the ECG channel cannot be trusted, or None."""
+        if ecg in picks:
+            return f"{ecg} is one of the EEG channels the features use, not an ECG"
+        if self.in_scanner and m.gradient != "correct":
+            return (f"{ecg} carries the gradient artefact ({self.report['gradient_db']} dB), "
+                    "kept: R-peaks cannot be found under it (gradient: correct)")
+        return mr.ecg_problem(samples, beats, fs)
+
+    def _hidden(self, picks: list[str], segment: tuple[int, int], x: np.ndarray,
+                beats: np.ndarray) -> str | None:
+        """Why the BCG index cannot see on the (gradient-corrected) stretch `x` [C, n] of the
+        segment at the decimated rate: a gradient residual larger than the smallest BCG the
+        index finds (BCG_INDEX times what chance leaves of the EEG over the beats), or None."""
+        if self.aas is None or len(beats) < 8:
+            return None
+        residual = float(np.nansum(np.clip(self._gradient_locked(
+            self.source(picks, *segment), segment[0], slices_only=True), 0, None)))
+        xb = mr.band_passed(x, self.rec.fs / self.factor, self.band)
+        eeg = float(xb.var(1).sum()) - residual
+        smallest = mr.BCG_INDEX**2 * max(eeg, 0.0) / len(beats)
+        if residual > smallest:
+            return (f"a gradient residual of {np.sqrt(residual / len(x)) * UV:.2g} uV RMS is "
+                    f"larger than the smallest BCG the index finds "
+                    f"({np.sqrt(smallest / len(x)) * UV:.2g} uV)")
+        return None
+
+    def _not_measurable(self, why: str, run: str, key: str, m: MRSettings) -> None:
+        """The BCG figure is not measurable: said so (report, log); refused where the BCG is to
+        be corrected, or left to `detect` in a scanner recording (a decision is asked for)."""
+        self.report.update(bcg_index=None, bcg_note=f"not measurable ({why})")
+        if m.bcg == "correct":
+            fix = ("correct the gradient first" if "gradient" in why else
+                   f"name the ECG channel ({key}.ecg_channel)")
+            raise InputError(self.rec.path, (
+                f"{run}BCG correction cannot run: {why}. Fix it ({fix}), or set {key}.bcg: "
+                "keep"))
+        if m.bcg == "detect" and self.in_scanner:
+            raise InputError(self.rec.path, (
+                f"{run}ballistocardiogram could not be measured in this scanner recording "
+                f"(gradient artefact {self.report['gradient_db']} dB): {why}. Decide: "
+                f"{key}.bcg: keep (it stays in, stated), or name the ECG channel "
+                f"({key}.ecg_channel) and correct it"))
+
+    def _gradient_locked(self, x: np.ndarray, first: int, slices_only: bool = False
+                         ) -> np.ndarray:
+        """Per channel, the power in the features' band of what in `x` [C, n] (at the
+        recording's rate, from sample `first`) is locked to the volumes or, where their timing
+        is known, the slices: the larger (`mr.locked_power`); `slices_only` where the slices'
+        timing is known (the samples still hold a BCG, whose beats may fall in step with the
+        volumes)."""
+        assert self.aas is not None
+        known = self.slice_onsets is not None and self.slice_length >= 4
+        slices = (mr.locked_power(x, self.slice_onsets - first, self.slice_length,
+                                  self.rec.fs, self.band) if known else None)
+        if slices is not None and slices_only:
+            return slices
+        on = self.aas.onsets + self.aas.lags - first
+        locked = mr.locked_power(x, on, self.aas.epoch, self.rec.fs, self.band)
+        return locked if slices is None else np.fmax(locked, slices)
+
+    def check(self, picks: list[str], segment: tuple[int, int], run: str, key: str,
+              m: MRSettings) -> None:
+        """The gate: what stays locked to the volumes (slices) and heartbeats after the
+        corrections asked for, over the features' band of the segment, as a % of the EEG's own
+        power there (`mr.residual_pct`); above `max_residual` the run is refused."""
+        gradient = m.gradient == "correct" and self.in_scanner  # none found: none to check
+        if not gradient and self.bcg is None:
+            return
+        fs = self.rec.fs / self.factor
+        a, b = (int(x) // self.factor for x in segment)
+        x = self.read(picks, a, b)
+        total = mr.band_passed(x, fs, self.band).var(1)
+        parts = {}
+        if gradient:  # on the samples without the BCG (a heart at 45 bpm and a TR of 2 s:
+            # three beats every two volumes, which the volumes' epochs would read as locked)
+            source = self.without_bcg or self.source
+            parts["gradient"] = self._gradient_locked(source(picks, *segment), segment[0])
+        if self.bcg is not None:
+            lo, hi = (int(round(s * fs)) for s in mr.BCG_EPOCH_S)
+            base = slice(0, max(int(round(mr.BCG_BASELINE_S * fs)), 4))
+            parts["BCG"] = mr.locked_power(x, self.beats - a + lo, hi - lo, fs, self.band,
+                                           base)
+        pct = mr.residual_pct(sum(np.clip(v, 0, None) for v in parts.values()), total)
+        self.report.update(
+            residual_pct=round(pct, 1), residual_band_hz=[round(x, 2) for x in self.band],
+            **{f"residual_{k.lower()}_pct": round(mr.residual_pct(v, total), 1)
+               for k, v in parts.items()}, max_residual=m.max_residual)
+        if pct > m.max_residual:
+            each = ", ".join(f"{k} {self.report[f'residual_{k.lower()}_pct']:g} %"
+                             for k in parts)
+            raise InputError(self.rec.path, (
+                f"{run}MR artefact correction failed: what stays locked to the "
+                f"{' and '.join(parts)} after it is {pct:.1f} % of the EEG's own power in "
+                f"{self.band[0]:g}-{self.band[1]:g} Hz ({each}; at most {m.max_residual:g} %). "
+                f"Set {key}.max_residual: {np.ceil(pct):g} to accept it, or keep the "
+                "artefacts (gradient/bcg: keep)"))
 
     def _second_pass(self, picks: list[str], n_out: int, scan_onsets: np.ndarray, tr: float,
                      m: MRSettings) -> None:
@@ -353,12 +540,17 @@ class Stages:
             return rec.samples(channels, a, b) - up(channels, a, b)
 
         aas = mr.GradientAAS(without_bcg, rec.n_samples, scan_onsets, int(round(rec.fs * tr)),
-                             picks[0], m.window, lags=self.aas.lags)
+                             picks[0], m.window, lags=self.aas.lags, search=self.aas.search)
+        corrected = aas.samples
+        if self.obs:
+            assert self.slice_onsets is not None
+            corrected = mr.SliceOBS(aas.samples, rec.n_samples, self.slice_onsets,
+                                    self.slice_length, self.obs, rec.fs).samples
 
         def source(channels: list[str], a: int, b: int) -> np.ndarray:
-            return aas.samples(channels, a, b) + up(channels, a, b)
+            return corrected(channels, a, b) + up(channels, a, b)
 
-        self.source, self.aas = source, aas
+        self.source, self.aas, self.without_bcg = source, aas, corrected
         self.bcg = mr.BCGSubtraction(self._decimated, n_out, first.start + first.frac,
                                      rec.fs / self.factor, picks, m.beats, m.obs)
 
@@ -373,6 +565,7 @@ class Stages:
         out: dict[str, Any] = {**found, "bcg_index": None}
         ecg = mr.find_ecg(rec.ch_names, ecg_channel)
         if ecg is None:
+            out["bcg_note"] = "not measurable (no ECG channel)"
             return out
         ecg_samples = rec.samples([ecg], *segment)[0]
         if (out["gradient_db"] or 0) > mr.GRADIENT_DB:
@@ -381,8 +574,9 @@ class Stages:
                   if scan_onsets is not None else np.zeros(0, np.int64))
             on = on[(on - mr.GradientAAS.PAD >= 0)
                     & (on + epoch + mr.GradientAAS.PAD <= segment[1] - segment[0])]
-            if len(on) < 3:
-                return out  # no onsets to correct the stretch on: not measurable
+            if len(on) < 3:  # no onsets to correct the stretch on: not measurable
+                out["bcg_note"] = "not measurable (under the gradient, no volume onsets)"
+                return out
             x = np.vstack([stretch, ecg_samples[None]])
             names = [*picks, ecg]
             aas = mr.GradientAAS(lambda ch, a, b: x[[names.index(c) for c in ch], a:b].copy(),
@@ -392,6 +586,11 @@ class Stages:
             stretch, ecg_samples = x[:-1], x[-1]
             out["bcg_measured_after"] = "gradient AAS on the stretch"
         beats = mr.heartbeats(ecg_samples, rec.fs)
+        why = (f"{ecg} is one of the EEG channels the features use" if ecg in picks
+               else mr.ecg_problem(ecg_samples, beats, rec.fs))
+        if why is not None:
+            out["bcg_note"] = f"not measurable ({why})"
+            return out
         out["bcg_index"] = round(mr.bcg_index(stretch, beats, rec.fs), 2)
         return out
 

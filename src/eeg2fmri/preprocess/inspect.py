@@ -41,7 +41,31 @@ def measure_amplitude(ds: DatasetSpec, plan: RunPlan, seconds: float = 30.0) -> 
     with open_recording(plan.eeg, plan.format, ds.read_options()) as rec:
         plan.mr = Stages.measure(rec, plan.channels, plan.tr, plan.scan_onsets,
                                  ds.mr_settings().get("ecg_channel"))
+        correction_gate(ds, plan, rec)
         return run_amplitude(ds, plan, rec, seconds)
+
+
+def correction_gate(ds: DatasetSpec, plan: RunPlan, rec: Any) -> None:
+    """Where the dataset's settings correct an MR artefact: the stages as preprocessing builds
+    them (`ingest.Stages.build`: every refusal of theirs, the gate on what the correction
+    leaves among them), over the band of the features' bins; a refusal is a problem of the run,
+    the figures go to `plan.mr`."""
+    from eeg2fmri.preprocess.ingest import Ingestion, Stages
+    from eeg2fmri.preprocess.mr_artefacts import MRSettings
+
+    settings = MRSettings(**ds.mr_settings())
+    if "correct" not in (settings.gradient, settings.bcg):
+        return
+    n_win = int(round(plan.fs / ds.decimate * plan.tr))
+    bins = (1, 1 + min(ds.n_bins or n_win // 2, n_win // 2))
+    try:
+        st = Stages.build(rec, plan.channels, Ingestion(n_win, bins, ds.decimate, settings),
+                          plan.tr, plan.scan_onsets, run=f"{plan.subject} {plan.run}: "
+                          .replace(" : ", ": "), key=mr_key(ds))
+    except InputError as e:
+        plan.problems.append(Problem(e.path, e.problem))
+        return
+    plan.mr.update({k: v for k, v in st.report.items() if k.startswith("residual")})
 
 
 def roi_problems(ds: DatasetSpec, root: Path, plans: list[RunPlan]) -> list[Problem]:
@@ -78,6 +102,9 @@ def _row(plan: RunPlan, root: Path, amplitude: float | None) -> dict[str, Any]:
             return str(p)
 
     notes = plan.notes + ([plan.mr["gradient_note"]] if "gradient_note" in plan.mr else [])
+    if plan.mr.get("residual_pct") is not None:
+        notes.append(f"MR correction leaves {plan.mr['residual_pct']} % of the EEG's power "
+                     "locked")
     if plan.mr.get("corrected_in_export"):
         notes.append(export_note(plan.mr))
     spv = plan.fs * plan.tr
@@ -141,6 +168,12 @@ def inspect_dataset(ds: DatasetSpec, root: str | Path, pairing: str = "markers"
                 problems.append(Problem(plan.eeg, (
                     f"{what}: {figure} {value:g} (> {limit:g}); set "
                     f"{mr_key(ds)}.{name}: correct, or keep")))
+        if ((plan.mr.get("gradient_db") or 0) > GRADIENT_DB and plan.mr.get("bcg_index") is None
+                and settings.get("bcg", "detect") == "detect"):  # in the scanner, unseen
+            problems.append(Problem(plan.eeg, (
+                f"ballistocardiogram could not be measured in this scanner recording: "
+                f"{plan.mr.get('bcg_note', 'not measurable')}. Decide: {mr_key(ds)}.bcg: keep, "
+                f"or name the ECG channel ({mr_key(ds)}.ecg_channel) and correct it")))
     problems += amplitude_problems(ds, plans, amplitudes)
     problems += roi_problems(ds, root, plans)
     return rows, problems

@@ -17,6 +17,15 @@ synthesis) and their correction, stages of the ingestion path (`preprocess.inges
   basis set), after decimation. When both artefacts are corrected, `ingest.Stages` runs the two
   stages twice, so that the BCG leaves the samples the gradient template averages.
 
+- **Slice-wise OBS** (`SliceOBS`, FASTR's optimal basis set): where the slice timing is known,
+  after the volume-wise AAS, each slice epoch minus its fit on the principal components of the
+  residual epochs of the slices around it; chosen by measurement (`ingest.Stages`).
+- **The gate** (`locked_power`, `residual_pct`): what stays locked to the slices, volumes and
+  heartbeats after correction, over the features' band, as a % of the EEG's own power there;
+  above `max_residual` a run is refused. Figures that cannot see (`ecg_problem`: a flat ECG,
+  one that looks like EEG, a heart rate outside 30-200 bpm, beats missed or found twice, a
+  count off the ECG's own period) are "not measurable (why)", never a number.
+
 Detection measures per run: `gradient_db`, the power at the volume-frequency harmonics (slice
 harmonics are among them) against the spectrum between them, in dB (clean EEG: a few dB); and
 `bcg_index`, the RMS of the heartbeat-locked average against what averaging as many random
@@ -34,6 +43,9 @@ from scipy import fft, signal
 GRADIENT_DB = 10.0  # a run above this has a gradient artefact
 BCG_INDEX = 3.0  # a run above this has a ballistocardiogram
 ACTIONS = ("detect", "correct", "keep")  # detect: refuse a run that has the artefact
+RESIDUAL_PCT = 10.0  # a correction leaving more locked power than this (% of the EEG's) fails
+HEART_BPM = (30.0, 200.0)  # a heart rate outside: the ECG's R-peaks were not found
+QRS_PROMINENCE = 5.0  # an ECG's mean QRS over its robust SD (18-48); an EEG channel's: ~2
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,9 @@ class MRSettings:
     window: int = 31  # volumes averaged into a gradient template (FASTR: 30)
     beats: int = 31  # heartbeats averaged into a BCG template (its own left out)
     obs: int = 0  # principal components of those heartbeats fitted with their mean (OBS)
+    slices: int = 0  # slices per volume where no slice markers say (0: from the markers)
+    slice_obs: int = 12  # residual components fitted per slice epoch (slice-wise OBS; 0: off)
+    max_residual: float = RESIDUAL_PCT  # locked residual accepted, % of the EEG's power
 
     def state(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,7 +117,8 @@ def mr_summary(report: dict[str, Any]) -> list[str]:
     lines = [export_note(report)] if report.get("corrected_in_export") else []
     g = report.get("gradient_db")
     if g is not None:
-        done = {"correct": f"corrected (AAS), {report.get('gradient_db_after')} dB after",
+        done = {"correct": f"corrected ({report.get('gradient_method', 'AAS')}), "
+                           f"{report.get('gradient_db_after')} dB after",
                 "keep": "KEPT in the EEG (mr_artefacts.gradient: keep, as the references)",
                 "detect": "none found"}[report["gradient"]]
         lines.append(f"gradient artefact {g} dB at the volume harmonics: {done}")
@@ -110,13 +126,18 @@ def mr_summary(report: dict[str, Any]) -> list[str]:
         lines.append(f"{report['gradient_note']}; mr_artefacts.gradient: {report['gradient']}")
     b = report.get("bcg_index")
     if b is None:
-        lines.append(f"ballistocardiogram not measured (no ECG channel); bcg: {report['bcg']}")
+        why = report.get("bcg_note", "not measured (no ECG channel)")
+        lines.append(f"ballistocardiogram {why}; bcg: {report['bcg']}")
     else:
         done = {"correct": f"corrected (AAS on {report.get('heartbeats')} heartbeats), "
                            f"{report.get('bcg_index_after')} after",
                 "keep": "KEPT in the EEG (mr_artefacts.bcg: keep)",
                 "detect": "none found"}[report["bcg"]]
         lines.append(f"ballistocardiogram index {b}: {done}")
+    if report.get("residual_pct") is not None:
+        lo, hi = report["residual_band_hz"]
+        lines.append(f"left locked after correction: {report['residual_pct']} % of the EEG's "
+                     f"power in {lo:g}-{hi:g} Hz (at most {report['max_residual']:g} %)")
     return lines
 
 
@@ -229,14 +250,17 @@ class GradientAAS:
     volume onsets (samples) of every volume acquired, one TR apart; `reference` is the channel
     whose artefact times the volumes."""
 
-    PAD = 4  # samples read around each epoch, so that shifts do not wrap artefact around
+    PAD = 4  # samples read around each epoch at least (more: `search`)
 
     def __init__(self, read: Any, n_samples: int, onsets: np.ndarray, epoch: int,
-                 reference: str, window: int = 31, lags: np.ndarray | None = None):
+                 reference: str, window: int = 31, lags: np.ndarray | None = None,
+                 search: int = 3):
         self.read, self.epoch, self.window = read, int(epoch), int(window)
+        self.search = max(int(search), 1)  # the lag search: +-search samples
+        self.pad = max(self.PAD, self.search + 2)  # shifts never wrap artefact around
         onsets = np.asarray(onsets, dtype=np.int64)
-        self.onsets = onsets[(onsets - self.PAD >= 0)
-                             & (onsets + self.epoch + self.PAD <= n_samples)]
+        self.onsets = onsets[(onsets - self.pad >= 0)
+                             & (onsets + self.epoch + self.pad <= n_samples)]
         if len(self.onsets) < 3:
             raise ValueError(f"{len(self.onsets)} volumes: too few for a gradient template")
         self.lags = self._lags(reference) if lags is None else np.asarray(lags, np.float64)
@@ -245,14 +269,14 @@ class GradientAAS:
 
     def _epochs(self, channels: list[str], first: int, last: int) -> np.ndarray:
         """Epochs [last - first, C, epoch + 2 PAD] of volumes first..last-1, read at once."""
-        a = int(self.onsets[first]) - self.PAD
-        x = self.read(channels, a, int(self.onsets[last - 1]) + self.epoch + self.PAD)
+        a = int(self.onsets[first]) - self.pad
+        x = self.read(channels, a, int(self.onsets[last - 1]) + self.epoch + self.pad)
         return self._cut(x, a, first, last)
 
     def _cut(self, x: np.ndarray, a: int, first: int, last: int) -> np.ndarray:
         """The epochs of volumes first..last-1 from samples `x` beginning at sample `a`."""
-        w = self.epoch + 2 * self.PAD
-        return np.stack([x[:, o - self.PAD - a:o - self.PAD - a + w]
+        w = self.epoch + 2 * self.pad
+        return np.stack([x[:, o - self.pad - a:o - self.pad - a + w]
                          for o in self.onsets[first:last]])
 
     STEP = 256  # volumes of the reference channel read at once to time them
@@ -264,7 +288,7 @@ class GradientAAS:
         parabolically, then by Newton steps on the cross-correlation with the mean of all the
         volumes aligned (the parabola alone leaves errors of a few hundredths of a sample, which
         the artefact's sharp edges, hundreds of times the EEG, turn into residual artefact)."""
-        n, w = len(self.onsets), self.epoch + 2 * self.PAD
+        n, w, r = len(self.onsets), self.epoch + 2 * self.pad, self.search
         lags = np.zeros(n)
         f = np.fft.rfftfreq(w)
         weight = np.full(len(f), 2.0)  # a one-sided spectrum: the other side counts too
@@ -277,13 +301,13 @@ class GradientAAS:
             if ref is None:
                 ref = np.conj(spec[0])
             xc = fft.irfft(spec * ref[None], n=w, axis=1)
-            xc = np.concatenate([xc[:, -3:], xc[:, :4]], axis=1)  # lags -3..3
-            k = np.clip(np.argmax(xc, axis=1), 1, 5)
+            xc = np.concatenate([xc[:, -r:], xc[:, :r + 1]], axis=1)  # lags -r..r
+            k = np.clip(np.argmax(xc, axis=1), 1, 2 * r - 1)
             y0, y1, y2 = (xc[np.arange(len(k)), k + d] for d in (-1, 0, 1))
             denom = y0 - 2 * y1 + y2
             frac = np.divide(0.5 * (y0 - y2), denom, out=np.zeros_like(denom),
                              where=np.abs(denom) > 1e-30)
-            lags[i:i + len(k)] = (k - 3) + np.clip(frac, -0.5, 0.5)
+            lags[i:i + len(k)] = (k - r) + np.clip(frac, -0.5, 0.5)
             mean += (spec * np.exp(2j * np.pi * f[None] * lags[i:i + len(k), None])).sum(0)
         target = np.conj(mean) * weight
         for i in range(0, n, self.STEP):
@@ -308,14 +332,15 @@ class GradientAAS:
     def samples(self, channels: list[str], start: int, stop: int) -> np.ndarray:
         """Samples [start, stop) of `channels` with the gradient artefact subtracted, from one
         read of the stretch the volumes' neighbours cover."""
-        v = np.flatnonzero((self.onsets + self.epoch > start) & (self.onsets < stop))
+        v = np.flatnonzero((self.onsets + self.epoch + self.pad > start)
+                           & (self.onsets - self.pad < stop))
         if len(v) == 0:
             return self.read(channels, start, stop)
         n = len(self.onsets)
         lo = _neighbours(int(v[0]), self.window, n)[0]
         hi = _neighbours(int(v[-1]), self.window, n)[1]
-        first = min(start, int(self.onsets[lo]) - self.PAD)
-        last = max(stop, int(self.onsets[hi - 1]) + self.epoch + self.PAD)
+        first = min(start, int(self.onsets[lo]) - self.pad)
+        last = max(stop, int(self.onsets[hi - 1]) + self.epoch + self.pad)
         x = self.read(channels, first, last)
         out = x[:, start - first:stop - first].copy()
         for k in range(0, len(v), self.GROUP):
@@ -329,19 +354,28 @@ class GradientAAS:
         epochs = self._cut(x, first, lo, hi)
         aligned = _shift(epochs, -self.lags[lo:hi])  # every volume at the first one's timing
         cum = np.concatenate([np.zeros((1, *aligned.shape[1:])), np.cumsum(aligned, axis=0)])
+        n = len(self.onsets)
         for i, (a, b) in spans.items():
             template = (cum[b - lo] - cum[a - lo]) / (b - a)
-            template = _shift(template[None], self.lags[i:i + 1])[0]
-            template = template[:, self.PAD:self.PAD + self.epoch]
+            full = _shift(template[None], self.lags[i:i + 1])[0]  # [C, epoch + 2 pad]
+            template = full[:, self.pad:self.pad + self.epoch]
             # the volume's own amplitude (the artefact drifts slowly): least squares per channel
-            own = epochs[i - lo][:, self.PAD:self.PAD + self.epoch]
+            own = epochs[i - lo][:, self.pad:self.pad + self.epoch]
             t0 = template - template.mean(1, keepdims=True)
             scale = (t0 * (own - own.mean(1, keepdims=True))).sum(1) / np.maximum(
                 (t0**2).sum(1), 1e-300)
-            template = template * scale[:, None]
+            # subtracted where the volume lies (its onset moved by its lag, whole samples), up
+            # to where the next one begins: a volume late by tens of samples reaches into the
+            # next epoch, and there the next volume's template has the wrong timing
             o = int(self.onsets[i])
-            s, e = max(o, start), min(o + self.epoch, stop)
-            out[:, s - start:e - start] -= template[:, s - o:e - o]
+            first = o + int(round(self.lags[i]))
+            last = (int(self.onsets[i + 1]) + int(round(self.lags[i + 1])) if i + 1 < n
+                    else first + self.epoch)
+            first, last = max(first, o - self.pad), min(last, o + self.epoch + self.pad)
+            s, e = max(first, start), min(last, stop)
+            if e > s:
+                out[:, s - start:e - start] -= (full[:, s - o + self.pad:e - o + self.pad]
+                                                * scale[:, None])
 
 
 class BCGSubtraction:
@@ -461,3 +495,261 @@ def _obs_fit(neighbours: np.ndarray, epoch: np.ndarray, k: int) -> np.ndarray:
         coef, *_ = np.linalg.lstsq(b, epoch[c], rcond=None)
         fit[c] = b @ coef
     return fit
+
+
+# --- what a correction left, and whether a figure can see ----------------------------------
+
+
+def band_passed(x: np.ndarray, fs: float, band: tuple[float, float]) -> np.ndarray:
+    """`x` [C, n] band-passed to `band` (Hz; a high-pass where its top reaches 0.45 fs)."""
+    lo, hi = band
+    if hi >= 0.45 * fs:
+        sos = signal.butter(4, lo, "highpass", fs=fs, output="sos")
+    else:
+        sos = signal.butter(4, [lo, hi], "bandpass", fs=fs, output="sos")
+    return signal.sosfiltfilt(sos, x - x.mean(1, keepdims=True), axis=1)
+
+
+def _epoch_stats(x: np.ndarray, start: np.ndarray, length: int, base: slice | None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Epochs [N, C, L] of `x` [C, n] at the whole samples `start`; what recurs in both halves
+    of them (the odd and the even epochs), so that one epoch's transient does not count: their
+    mean [C, L], the product of the halves' means (the square of what repeats; unbiased), the
+    smaller of the halves' variances over the epochs [C, L]; and that variance's floor per
+    channel [C], its median over the positions or its mean over `base`."""
+    epochs = np.moveaxis(x[:, start[:, None] + np.arange(length)[None]], 1, 0)
+    halves = epochs[0::2], epochs[1::2]
+    square = halves[0].mean(0) * halves[1].mean(0)
+    var = np.minimum(*(h.var(0, ddof=1) for h in halves))
+    floor = np.median(var, axis=1) if base is None else var[:, base].mean(1)
+    return epochs, epochs.mean(0), square, var, floor
+
+
+def locked_power(x: np.ndarray, onsets: np.ndarray, length: int, fs: float,
+                 band: tuple[float, float], base: slice | None = None,
+                 z: float = 2.0) -> np.ndarray:
+    """Per channel, the power in `band` of what in `x` [C, n] (at rate `fs`, not band-passed)
+    is locked to the epochs of `length` samples at `onsets` (samples): the larger of
+    - the part rebuilt from the epochs: what repeats in each (their mean, shrunk to what both
+      halves of them share) and, at each position whose variance over the epochs exceeds its
+      floor by more than `z` sampling SDs, that position's share of each epoch's deviation
+      (what comes back at the same place with another size or timing each time: a misaligned
+      sharp edge's residual, which after band-passing spreads over every position),
+      band-passed;
+    - for the band-passed epochs, what repeats plus their variance's excess over its floor,
+      averaged over the positions (a smooth residual).
+    What counts recurs in both halves of the epochs (`_epoch_stats`): one epoch's transient
+    does not. The floor is the variance's median over the positions, or its mean over `base`
+    (a heartbeat's positions before its pulse). nan with fewer than 8 epochs."""
+    start = np.round(np.asarray(onsets, np.float64)).astype(np.int64)
+    start = start[(start >= 0) & (start + length <= x.shape[1])]
+    if len(start) < 8 or length < 4:
+        return np.full(len(x), np.nan)
+    n = len(start)
+    x = x - x.mean(1, keepdims=True)
+    _, _, square, var, floor = _epoch_stats(band_passed(x, fs, band), start, length, base)
+    smooth = square.mean(1) + (var - floor[:, None]).mean(1)
+    if band[0] > 0:  # the profile of what is not slow drift
+        x = band_passed(x, fs, (band[0], fs))
+    epochs, mean, square, var, floor = _epoch_stats(x, start, length, base)
+    excess = var > floor[:, None] * (1 + z * np.sqrt(4 / n))  # the smaller half's SD
+    share = np.where(excess, 1 - floor[:, None] / np.maximum(var, 1e-300), 0.0)
+    mean = mean * np.clip(square / np.maximum(mean**2, 1e-300), 0, 1)
+    part = mean[None] + share[None] * (epochs - mean[None])  # [N, C, L]
+    rebuilt, count = np.zeros_like(x), np.zeros(x.shape[1])
+    for k, t in enumerate(start):
+        rebuilt[:, t:t + length] += part[k]
+        count[t:t + length] += 1
+    rebuilt /= np.maximum(count, 1)
+    return np.fmax(band_passed(rebuilt, fs, band).var(1), smooth)
+
+
+def residual_pct(locked: np.ndarray, total: np.ndarray) -> float:
+    """The locked power (summed over channels) as a % of the rest, the EEG's own power."""
+    locked_sum = float(np.nansum(np.clip(locked, 0, None)))
+    eeg = float(np.sum(total)) - locked_sum
+    if locked_sum <= 0:
+        return 0.0
+    return 100.0 * locked_sum / max(eeg, 1e-3 * float(np.sum(total)), 1e-300)
+
+
+def ecg_period(ecg: np.ndarray, fs: float) -> float | None:
+    """The ECG's own period (s): the highest peak of its QRS energy's autocorrelation between
+    0.3 and 2 s (30-200 bpm), None where none stands out."""
+    sos = signal.butter(3, [5.0, min(35.0, 0.45 * fs)], "bandpass", fs=fs, output="sos")
+    e = signal.sosfiltfilt(sos, ecg - ecg.mean()) ** 2
+    e = e - e.mean()
+    n = len(e)
+    ac = fft.irfft(np.abs(fft.rfft(e, 2 * n)) ** 2)[:n]
+    if not ac[0] > 0:
+        return None
+    ac = ac / ac[0]
+    lo, hi = int(0.3 * fs), min(int(2.0 * fs), n - 1)
+    if hi <= lo + 2:
+        return None
+    peaks, props = signal.find_peaks(ac[lo:hi], height=0.1)
+    if not len(peaks):
+        return None
+    best = peaks[np.argmax(props["peak_heights"])]
+    first = peaks[props["peak_heights"] >= 0.8 * props["peak_heights"].max()][0]
+    return float((lo + min(best, first)) / fs)
+
+
+def qrs_prominence(ecg: np.ndarray, beats: np.ndarray, fs: float) -> float:
+    """The peak of the ECG's mean QRS complex (5-35 Hz, +-50 ms around the R-peaks) over the
+    band's robust SD (1.48 MAD): an ECG's stands far above (QRS of ~1 mV over ~20 uV), an EEG
+    channel's peaks are picked from its own noise (~3-6)."""
+    sos = signal.butter(3, [5.0, min(35.0, 0.45 * fs)], "bandpass", fs=fs, output="sos")
+    x = signal.sosfiltfilt(sos, ecg - ecg.mean())
+    h = max(int(round(0.05 * fs)), 1)
+    k = np.round(beats).astype(np.int64)
+    k = k[(k >= h) & (k + h < len(x))]
+    if len(k) < 3:
+        return 0.0
+    mean = np.mean([x[t - h:t + h + 1] for t in k], axis=0)
+    sd = 1.4826 * np.median(np.abs(x - np.median(x)))
+    return float(np.abs(mean).max() / max(sd, 1e-300))
+
+
+def ecg_problem(ecg: np.ndarray, beats: np.ndarray, fs: float) -> str | None:
+    """Why the R-peaks `beats` found on `ecg` cannot be trusted (in words), or None: a flat
+    channel, one that looks like EEG (no QRS stands out), a heart rate outside 30-200 bpm,
+    intervals that say beats were missed or found twice, or a count that disagrees with the
+    ECG's own periodicity."""
+    seconds = len(ecg) / fs
+    if not np.ptp(ecg) > 0:
+        return "the ECG channel is flat"
+    if len(beats) < 3:
+        return f"{len(beats)} heartbeats found in {seconds:.0f} s"
+    bpm = 60.0 * (len(beats) - 1) / max((beats[-1] - beats[0]) / fs, 1e-9)
+    prominence = qrs_prominence(ecg, beats, fs)
+    if prominence < QRS_PROMINENCE:
+        return (f"the ECG channel looks like EEG: no QRS stands out of it (its mean QRS "
+                f"{prominence:.1f} times its SD; an ECG's: > {QRS_PROMINENCE:g}): an EEG "
+                "channel, or an ECG under an artefact")
+    rr = np.diff(beats)
+    odd = int(np.sum((rr > 1.6 * np.median(rr)) | (rr < 0.6 * np.median(rr))))
+    if odd > max(2, 0.02 * len(rr)):
+        return (f"{odd} of {len(rr)} intervals between the {len(beats)} heartbeats found are "
+                "under 0.6 or over 1.6 times their median (beats missed or found twice)")
+    if not HEART_BPM[0] <= bpm <= HEART_BPM[1]:
+        return (f"{len(beats)} heartbeats in {seconds:.0f} s, {bpm:.0f} bpm: outside "
+                f"{HEART_BPM[0]:g}-{HEART_BPM[1]:g} bpm")
+    period = ecg_period(ecg, fs)
+    if period is None:
+        return "the ECG has no periodicity between 30 and 200 bpm"
+    expected = 60.0 / period
+    if abs(bpm / expected - 1) > 0.2:
+        return (f"{len(beats)} heartbeats ({bpm:.0f} bpm) disagree with the ECG's own period "
+                f"of {period:.2f} s ({expected:.0f} bpm)")
+    return None
+
+
+def slice_pattern(markers: dict[str, np.ndarray], onsets: np.ndarray, epoch: int,
+                  slices: int = 0) -> np.ndarray | None:
+    """The slices' onsets within a volume (samples from its onset, fractional): the median
+    over the volumes of a marker that comes the same number of times (2 or more) in every
+    volume (slice markers), else `slices` evenly over the volume, else None."""
+    onsets = np.asarray(onsets, np.int64)
+    if len(onsets) >= 3:
+        for times in markers.values():
+            times = np.sort(np.asarray(times, np.int64))
+            k = np.searchsorted(times, onsets[:-1])
+            counts = np.searchsorted(times, onsets[1:]) - k
+            m = int(counts[0]) if len(counts) else 0
+            if m < 2 or not np.all(counts == m) or (slices and m != slices):
+                continue
+            rel = np.stack([times[a:a + m] - o for a, o in zip(k, onsets[:-1], strict=True)])
+            pattern = np.median(rel, axis=0).astype(np.float64)
+            if pattern[0] >= 0 and pattern[-1] < epoch and np.all(np.diff(pattern) > 0):
+                return pattern
+    if slices >= 2:
+        return np.arange(slices) * epoch / slices
+    return None
+
+
+class SliceOBS:
+    """Slice-wise residual correction after the volume-wise AAS (FASTR's optimal basis set,
+    Niazy et al. 2005): every slice epoch of what `read` gives (the AAS output) minus its least
+    squares fit on the first `components` principal components of the residual epochs of the
+    slices around it, per channel. What a volume's template cannot follow (each slice's own
+    timing, to a fraction of a sample: a misaligned sharp edge leaves a residual shaped like
+    its derivative; the edges of volumes whose onsets are off) repeats in those components.
+    The components of slice s come from the block of BLOCK slices holding s and BLOCK / 2 on
+    each side, so that the result depends neither on the blocks asked for nor on the
+    channels."""
+
+    BLOCK = 256
+
+    HIGHPASS_HZ = 70.0  # the components are found above this (FASTR's high-pass)
+
+    def __init__(self, read: Any, n_samples: int, slice_onsets: np.ndarray, length: int,
+                 components: int = 4, fs: float = 0.0):
+        self.read, self.length, self.k = read, int(length), int(components)
+        start = np.round(np.asarray(slice_onsets, np.float64)).astype(np.int64)
+        self.start = np.sort(start[(start >= 0) & (start + self.length <= n_samples)])
+        if len(self.start) < 2 * self.k + 2:
+            raise ValueError(f"{len(self.start)} slices: too few for {self.k} components")
+        nxt = np.append(self.start[1:], self.start[-1] + self.length)
+        self.stop = np.minimum(self.start + self.length, nxt)  # each sample corrected once
+        # what is slow in an epoch: its projection on the cosines below HIGHPASS_HZ (3 at least)
+        k = max(3, int(np.ceil(2 * self.length * self.HIGHPASS_HZ / fs)) if fs else 3)
+        self.slow = np.cos(np.pi * (np.arange(self.length)[:, None] + 0.5)
+                           * np.arange(min(k, self.length // 2))[None] / self.length)
+        self.slow = np.linalg.qr(self.slow)[0]  # [L, k], orthonormal
+
+    def samples(self, channels: list[str], start: int, stop: int) -> np.ndarray:
+        v = np.flatnonzero((self.stop > start) & (self.start < stop))
+        if len(v) == 0:
+            return self.read(channels, start, stop)
+        blocks = range(int(v[0]) // self.BLOCK, int(v[-1]) // self.BLOCK + 1)
+        lo, hi = self._span(blocks[0])[0], self._span(blocks[-1])[1]
+        first = min(start, int(self.start[lo]))
+        last = max(stop, int(self.start[hi - 1]) + self.length)
+        x = self.read(channels, first, last)
+        out = x[:, start - first:stop - first].copy()
+        for b in blocks:
+            self._subtract(out, x, first, start, stop, b, v)
+        return out
+
+    def _span(self, block: int) -> tuple[int, int]:
+        """[a, b): the slices whose residuals give block `block`'s components."""
+        a = max(block * self.BLOCK - self.BLOCK // 2, 0)
+        return a, min((block + 1) * self.BLOCK + self.BLOCK // 2, len(self.start))
+
+    def _subtract(self, out: np.ndarray, x: np.ndarray, first: int, start: int, stop: int,
+                  block: int, v: np.ndarray) -> None:
+        a, b = self._span(block)
+        idx = self.start[a:b, None] - first + np.arange(self.length)[None]
+        epochs = np.moveaxis(x[:, idx], 1, 0)  # [N, C, L]
+        fast = epochs - (epochs @ self.slow) @ self.slow.T
+        mine = v[(v // self.BLOCK) == block]
+        with _one_thread():  # small matrices: BLAS threads only contend
+            for c in range(x.shape[0]):
+                fit = self._fit(fast[:, c], epochs[:, c], mine - a)  # [M, L]
+                for j, i in enumerate(mine):
+                    s0, e0 = int(self.start[i]), int(self.stop[i])
+                    s, e = max(s0, start), min(e0, stop)
+                    if e > s:
+                        out[c, s - start:e - start] -= fit[j, s - s0:e - s0]
+
+    def _fit(self, fast: np.ndarray, epochs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The residual fitted to the epochs `rows` of one channel's block: the components are
+        found on what is fast in each epoch (`fast`, without the epoch's slow course, the
+        EEG's mostly), and each one's whole shape, slow part included, is its regression on
+        the `epochs` over the block (the EEG, unrelated to them, averages out)."""
+        _, vecs = np.linalg.eigh(fast.T @ fast)  # principal axes, ascending
+        scores = fast @ vecs[:, ::-1][:, :self.k]  # [N, k]
+        shapes = np.linalg.lstsq(scores, epochs - epochs.mean(0), rcond=None)[0]
+        return scores[rows] @ shapes
+
+
+def _one_thread() -> Any:
+    """BLAS on one thread (threadpoolctl, which scikit-learn brings), where it is there."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        from contextlib import nullcontext
+
+        return nullcontext()
+    return threadpool_limits(1)

@@ -1,9 +1,10 @@
-"""The generic training loop: AdamW, warm-up + cosine with hard restarts, grad clipping, AMP on
-CUDA, per-epoch CSV log, best checkpoint on the validation subject, early stopping, and resume
-from the last epoch's checkpoint after a kill. Every model trains through here, by the hooks of
-`models.base.Model` (training_step, after_step, validation_loss, optimizer_groups, and
-fit_closed_form for closed-form models): every optimiser group gets its own AdamW, schedule and
-gradient clipping, all checkpointed. The data are
+"""The generic training loop: AdamW (betas as configured), warm-up + cosine with hard restarts
+(or warm-up + a constant rate), grad clipping, AMP on CUDA, per-epoch CSV log, best checkpoint on
+the validation subject (lowest validation loss, or highest mean SSIM of the model's predictions:
+`select_on`), early stopping, and resume from the last epoch's checkpoint after a kill. Every
+model trains through here, by the hooks of `models.base.Model` (training_step, after_step,
+validation_loss, optimizer_groups, and fit_closed_form for closed-form models): every optimiser
+group gets its own AdamW, schedule and gradient clipping, all checkpointed. The data are
 single-volume pairs (`PairDataset`) or frame sequences (`SequenceDataset`): anything with
 `batches()` whose inputs have `.to(device)` and `len()`."""
 
@@ -17,6 +18,7 @@ import random
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from eeg2fmri.config import TrainConfig
 from eeg2fmri.errors import InputError
 from eeg2fmri.io import atomic_path
 from eeg2fmri.models.base import Model
-from eeg2fmri.pairs import Frames
+from eeg2fmri.pairs import Frames, PairDataset
 
 
 def seed_everything(seed: int) -> None:
@@ -47,6 +49,19 @@ def cosine_restarts(step: int, total: int, warmup: int, cycles: float) -> float:
     if progress >= 1.0:
         return 0.0
     return 0.5 * (1.0 + math.cos(math.pi * ((cycles * progress) % 1.0)))
+
+
+def constant_after_warmup(step: int, warmup: int) -> float:
+    """LR factor: linear warm-up, then the peak rate for good (no decay)."""
+    return (step + 1) / warmup if step < warmup else 1.0
+
+
+def lr_factor(cfg: TrainConfig, total: int) -> Callable[[int], float]:
+    """The LR factor per optimiser step of `cfg.schedule`."""
+    if cfg.schedule == "constant":
+        return lambda s: constant_after_warmup(s, cfg.warmup_steps)
+    cycles = max(1.0, cfg.epochs / cfg.restart_epochs)
+    return lambda s: cosine_restarts(s, total, cfg.warmup_steps, cycles)
 
 
 def _save(obj: Any, path: Path) -> None:
@@ -67,12 +82,59 @@ def evaluate_loss(model: Model, data: Frames, batch_size: int, device: torch.dev
     return total / max(n, 1)
 
 
+def _ssim2d(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """evaluation.metrics.ssim2d: torchmetrics' 2-D SSIM, the D slices as channels."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    return structural_similarity_index_measure(pred, target, data_range=1.0, reduction="none")
+
+
+def _ssim3d(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """evaluation.metrics.ssim3d: pytorch-msssim's volumetric SSIM."""
+    import warnings
+
+    from pytorch_msssim import ssim
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Skipping Gaussian Smoothing" (short axis)
+        return ssim(pred.unsqueeze(1), target.unsqueeze(1), data_range=1.0, size_average=False)
+
+
+def selection_rows(n: int, volumes: int | None) -> np.ndarray:
+    """The validation pairs scored for selection: all `n`, or `volumes` of them spread evenly."""
+    if volumes is None or volumes >= n:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, volumes).round()).astype(np.int64)
+
+
+@torch.no_grad()
+def evaluate_ssim(model: Model, data: PairDataset, batch_size: int, device: torch.device,
+                  volumes: int | None = None, kind: str = "ssim") -> float:
+    """Mean SSIM (`ssim`: the reported 2-D SSIM over slices; `ssim3d`: the volumetric one) of
+    the model's predictions of the selection rows, as evaluation predicts them (in eval mode: a
+    generative model samples, from the same seed each epoch). Volumes whose target is constant
+    (SSIM undefined) are left out, as evaluation leaves them out of its mean. The SSIMs are
+    evaluation.metrics' ssim2d / ssim3d, called here as they are there (training does not import
+    evaluation; tests/test_training.py keeps them equal)."""
+    fn = _ssim2d if kind == "ssim" else _ssim3d
+    model.eval()
+    rows, scores = selection_rows(len(data), volumes), []
+    for start in range(0, len(rows), batch_size):
+        x, y = data.batch(rows[start:start + batch_size])
+        pred = model(x.to(device)).float().cpu()
+        flat = y.flatten(1)
+        keep = (flat.amax(1) - flat.amin(1)) > 1e-9
+        scores.append(fn(pred, y).double()[keep])
+    return float(torch.cat(scores).mean()) if scores else math.nan
+
+
 def fit(model: Model, train: Frames, val: Frames, cfg: TrainConfig, *,
         checkpoint_dir: Path, log_path: Path, device: torch.device, fingerprint: str = "",
         stop_after_epoch: int | None = None, progress: bool = True, label: str = ""
         ) -> dict[str, Any]:
-    """Train `model`; returns the best state (by validation loss) and a summary. Each epoch
-    prints one line (prefixed with `label`, e.g. the model and fold).
+    """Train `model`; returns the best state (by validation loss, or by the validation SSIM of
+    its predictions with `cfg.select_on`) and a summary. Each epoch prints one line (prefixed
+    with `label`, e.g. the model and fold).
 
     A checkpoint is written to `checkpoint_dir/last.pt` after every epoch and picked up on the
     next call with the same `fingerprint`, so a killed job resumes where it stopped.
@@ -85,16 +147,20 @@ def fit(model: Model, train: Frames, val: Frames, cfg: TrainConfig, *,
         _write_log(log_path, [{"epoch": 0, "train_loss": math.nan, "val_loss": val_loss,
                                "lr": 0.0, "seconds": 0.0, "best": 1}])
         return {"best_state": model.state_dict(), "best_epoch": 0, "epochs_run": 0,
-                "best_val_loss": val_loss}
+                "best_val_loss": val_loss, "select_on": None}  # nothing to select
+    by_ssim = cfg.select_on != "loss"
+    if by_ssim and not isinstance(val, PairDataset):
+        raise ValueError(f"training.select_on: {cfg.select_on} scores single-volume "
+                         f"predictions; {type(model).__name__} is a {model.kind} model: select it "
+                         "on its loss")
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     groups = model.optimizer_groups()
-    opts = {n: torch.optim.AdamW(p, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opts = {n: torch.optim.AdamW(p, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]),
+                                 weight_decay=cfg.weight_decay)
             for n, p in groups.items()}
-    cycles = max(1.0, cfg.epochs / cfg.restart_epochs)
-    scheds = {n: torch.optim.lr_scheduler.LambdaLR(
-        o, lambda s: cosine_restarts(s, total_steps, cfg.warmup_steps, cycles))
-        for n, o in opts.items()}
+    factor = lr_factor(cfg, total_steps)
+    scheds = {n: torch.optim.lr_scheduler.LambdaLR(o, factor) for n, o in opts.items()}
     use_amp = cfg.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scalers = {n: torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -147,16 +213,22 @@ def fit(model: Model, train: Frames, val: Frames, cfg: TrainConfig, *,
             seen += len(x)
             bar.set_postfix(loss=f"{running / seen:.4f}")
         val_loss = evaluate_loss(model, val, cfg.batch_size, device, cfg.ssim_weight)
-        improved = val_loss < best_val
+        score = {}
+        if by_ssim:  # best_val holds -SSIM: lower is better either way
+            score = {f"val_{cfg.select_on}": evaluate_ssim(model, val, cfg.batch_size, device,
+                                                           cfg.select_volumes, cfg.select_on)}
+        criterion = -score[f"val_{cfg.select_on}"] if by_ssim else val_loss
+        improved = criterion < best_val
         if improved:
-            best_val, best_epoch = val_loss, epoch
+            best_val, best_epoch = criterion, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         bad_epochs = 0 if improved else bad_epochs + 1
         lr = next(iter(scheds.values())).get_last_lr()[0]
         rows.append({"epoch": epoch, "train_loss": running / seen, "val_loss": val_loss,
-                     "lr": lr, "seconds": time.time() - t0, "best": int(improved)})
+                     **score, "lr": lr, "seconds": time.time() - t0, "best": int(improved)})
+        shown = "".join(f"  {k.removeprefix('val_')} {v:.4f}" for k, v in score.items())
         print(f"{label + ' ' if label else ''}epoch {epoch}/{cfg.epochs}: "
-              f"train {running / seen:.4f}  val {val_loss:.4f}"
+              f"train {running / seen:.4f}  val {val_loss:.4f}{shown}"
               f"{'  *' if improved else ''}  ({rows[-1]['seconds']:.1f} s)", flush=True)
         _write_log(log_path, rows)
         _save({"fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
@@ -169,7 +241,13 @@ def fit(model: Model, train: Frames, val: Frames, cfg: TrainConfig, *,
               ckpt)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             return {"interrupted": True}
-    return {"best_state": best_state, "best_epoch": best_epoch, "best_val_loss": best_val,
+    selection: dict[str, Any] = {"select_on": cfg.select_on, "best_val_loss": best_val}
+    if by_ssim:  # the selected epoch's loss and score, and how many volumes were scored
+        best = next((r for r in rows if r["epoch"] == best_epoch), {})
+        selection.update(best_val_loss=best.get("val_loss", math.nan),
+                         best_val_score=best.get(f"val_{cfg.select_on}", math.nan),
+                         select_volumes=len(selection_rows(len(val), cfg.select_volumes)))
+    return {"best_state": best_state, "best_epoch": best_epoch, **selection,
             "epochs_run": len(rows), "final_state": model.state_dict(), "resumed_wall_s": before}
 
 

@@ -21,6 +21,24 @@ from eeg2fmri.store import SubjectFeatures, amplitude_uv, check_same_eeg, check_
 from eeg2fmri.training.folds import Fold
 from eeg2fmri.training.loop import clear_checkpoint, fit, seed_everything
 
+# model settings a config may give per dataset, {dataset: value, default: value}: training
+# resolves them for its features' dataset, and the record's params hold the value used
+PER_DATASET = ("sample_steps",)
+
+
+def per_dataset(params: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """`params` with each PER_DATASET setting given as a mapping replaced by the value for
+    `dataset` (else the mapping's `default`)."""
+    out = dict(params)
+    for key in PER_DATASET:
+        value = out.get(key)
+        if isinstance(value, dict):
+            if dataset not in value and "default" not in value:
+                raise ValueError(f"{key} {value} names neither this dataset ({dataset!r}) nor "
+                                 "a default")
+            out[key] = value.get(dataset, value.get("default"))
+    return out
+
 
 def open_subjects(features_dir: Path, subjects: list[str] | tuple[str, ...]
                   ) -> list[SubjectFeatures]:
@@ -52,7 +70,7 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
     check_same_eeg(train_subj + val_subj)
     norm = EEGNorm.fit(feats["eeg_norm"], train_subj)
     shuffle_seed = cfg.seed if spec["shuffle_eeg"] else None
-    params = dict(spec["params"])
+    params = per_dataset(spec["params"], train_subj[0].meta.get("dataset", ""))
     sequence = None
     if config_mod.arch_kind(spec["arch"]) == "sequence":  # train on crops, select on runs
         sequence, params = SequenceTasks.split(params)
@@ -108,6 +126,9 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
         "selected_on": selected_on,
         "summary": {"best_epoch": summary["best_epoch"], "epochs_run": summary["epochs_run"],
                     "best_val_loss": summary["best_val_loss"], "trust": summary.get("trust"),
+                    "select_on": summary["select_on"],
+                    **{k: summary[k] for k in ("best_val_score", "select_volumes")
+                       if k in summary},
                     "n_parameters": count_parameters(model), "n_train_pairs": len(train.index),
                     "wall_s": time.time() - t0 + summary.get("resumed_wall_s", 0.0),
                     "device": str(dev)},
