@@ -1,6 +1,7 @@
 """Peak GPU memory and training step time of the papers' configurations at their batch sizes
 (`config.yaml`: e2fnet at width 256, spec2vol_paper, ef_diffusion_paper, ntvit_paper), with AMP
-as training uses it, at NODDI's shapes (64 electrodes, 249 bins, 20 windows, 30x64x64).
+as training uses it, at NODDI's shapes (64 electrodes, 249 bins, 20 windows, 30x64x64; NT-ViT
+its reference's one raw window of 2.16 s at 512 Hz).
 
     python benchmarks/gpu_paper_configs.py [--steps 10]
 
@@ -19,31 +20,27 @@ import yaml
 
 from eeg2fmri.config import train_spec
 from eeg2fmri.models import build_model, count_parameters
+from eeg2fmri.training.trainer import per_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-SHAPE, CHANNELS, BINS, CONTEXT, FS, TR = (30, 64, 64), 64, 249, 20, 250.0, 2.16
-
-
-def _batch(spec: dict, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    raw = spec["features"]["eeg_norm"] == "raw_standard"
-    f = int(FS * TR) if raw else BINS
-    x = torch.randn(batch, CONTEXT, CHANNELS, f, device=device)
-    y = torch.rand(batch, *SHAPE, device=device)
-    return x, y
+SHAPE, CHANNELS, BINS, CONTEXT = (30, 64, 64), 64, 249, 20
+RAW_FS, RAW_SAMPLES = 512.0, 1106  # NT-ViT's reference input: one 2.16-s window at 512 Hz
 
 
 def step_time(name: str, cfg: dict, steps: int, device: torch.device) -> str:
     spec = train_spec(cfg, name)
-    params = dict(spec["params"])
+    params = per_dataset(spec["params"], "noddi")
     raw = spec["features"]["eeg_norm"] == "raw_standard"
     if raw:
-        params["fs"] = FS
-    model = build_model(spec["arch"], n_channels=CHANNELS, n_freqs=int(FS * TR) if raw else BINS,
-                        out_shape=SHAPE, context=CONTEXT, **params).to(device)
+        params["fs"] = RAW_FS
+    f, context = (RAW_SAMPLES, 1) if raw else (BINS, CONTEXT)
+    model = build_model(spec["arch"], n_channels=CHANNELS, n_freqs=f, out_shape=SHAPE,
+                        context=context, **params).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batch = spec["training"]["batch_size"]
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    x, y = _batch(spec, batch, device)
+    x = torch.randn(batch, context, CHANNELS, f, device=device)
+    y = torch.rand(batch, *SHAPE, device=device)
     torch.cuda.reset_peak_memory_stats(device)
     times = []
     for i in range(steps + 2):

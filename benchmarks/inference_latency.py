@@ -2,9 +2,10 @@
 
     python benchmarks/inference_latency.py [--threads 2] [--repeats 5] [--device cpu]
 
-Input as on NODDI: 64 electrodes x 249 frequency bins x 20 windows (NT-ViT: 20 raw windows of
-540 samples at 250 Hz) -> a 30 x 64 x 64 volume. The sequence model (neural_frames) completes a
-whole NODDI run (300 frames, half of them known): its time is per frame of that run.
+Input as on NODDI: 64 electrodes x 249 frequency bins x 20 windows (NT-ViT: its reference's
+input, one raw window of 2.16 s at 512 Hz, 1106 samples) -> a 30 x 64 x 64 volume. The
+sequence model (neural_frames) completes a whole NODDI run (300 frames, half of them known):
+its time is per frame of that run.
 Prints a Markdown table: parameters, median seconds per volume, and whether that is below one
 TR of CN-EPFL (1.28 s), the shortest TR of the papers' datasets.
 """
@@ -22,6 +23,7 @@ import yaml
 from eeg2fmri.config import arch_kind
 from eeg2fmri.models import build_model, count_parameters
 from eeg2fmri.sequences import SequenceBatch, SequenceTasks
+from eeg2fmri.training.trainer import per_dataset
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 PAPER = {  # model_settings entries of config.yaml in their published configuration
@@ -33,7 +35,7 @@ PAPER = {  # model_settings entries of config.yaml in their published configurat
     "neural_frames": "neural_frames",
 }
 RUN_FRAMES = 300  # a NODDI run, for the sequence model
-RAW_SAMPLES, FS = 540, 250.0  # NT-ViT reads raw windows: NODDI's 2.16 s at 250 Hz
+RAW_SAMPLES, FS = 1106, 512.0  # NT-ViT reads one raw window: NODDI's 2.16 s at 512 Hz
 TR_S = 1.28
 
 
@@ -42,7 +44,7 @@ def settings(entry: str | dict) -> dict:
         return dict(entry)
     params = dict(yaml.safe_load(CONFIG.read_text())["model_settings"][entry])
     params.pop("training", None)
-    return params
+    return per_dataset(params, "noddi")  # e.g. EF-Diffusion's DDIM steps on NODDI
 
 
 def main() -> None:
@@ -64,11 +66,12 @@ def main() -> None:
             _, params = SequenceTasks.split(params)
             frames = RUN_FRAMES
         n = RAW_SAMPLES if arch == "ntvit" else 249
+        context = 1 if arch == "ntvit" else 20
         if arch == "ntvit":
             params["fs"] = FS
         model = build_model(arch, n_channels=64, n_freqs=n, out_shape=(30, 64, 64),
-                            context=20, **params).to(dev).eval()
-        x = torch.randn(1, 20, 64, n, device=dev)
+                            context=context, **params).to(dev).eval()
+        x = torch.randn(1, context, 64, n, device=dev)
         if frames > 1:
             known = (torch.arange(frames, device=dev) % 2 == 0)[None]
             x = SequenceBatch(torch.randn(1, frames + 19, 64, n, device=dev),
