@@ -27,7 +27,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     patience: int = 0  # epochs without validation improvement before stopping; 0: never stop
     seed: int = 0
-    amp: bool = True  # only on CUDA
+    amp: str | bool = "cuda"  # device.resolve_precision; true: cuda, false: off
     ssim_weight: float = 0.5  # loss = w * (1 - SSIM) + (1 - w) * MSE (papers: 0.5)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW's (beta1, beta2)
     schedule: str = "cosine"  # cosine: warm-up + cosine restarts; constant: warm-up, then lr
@@ -41,6 +41,8 @@ class TrainConfig:
         if self.select_on not in SELECT_ON:
             raise ValueError(f"training.select_on must be one of {', '.join(SELECT_ON)}, "
                              f"not {self.select_on!r}")
+        if isinstance(self.amp, bool):
+            object.__setattr__(self, "amp", "cuda" if self.amp else "off")  # frozen
         if len(self.betas) != 2:
             raise ValueError(f"training.betas must be two numbers [beta1, beta2], not "
                              f"{self.betas!r}")

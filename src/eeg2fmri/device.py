@@ -25,7 +25,7 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
-PRECISIONS = ("auto", "off", "bf16", "fp16")
+PRECISIONS = ("cuda", "auto", "off", "bf16", "fp16")
 
 
 def cpu_bf16_support(flags: set[str] | None = None) -> str | None:
@@ -52,12 +52,15 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-def resolve_precision(setting: str, device: torch.device,
+def resolve_precision(setting: str | bool, device: torch.device,
                       cpu_support: str | None | bool = False) -> tuple[torch.dtype | None, str]:
     """The autocast dtype of `training.amp` on `device` (None: float32) and why, in words.
-    auto: bf16 on a GPU that supports it, fp16 (with a gradient scaler) on an older GPU, bf16 on
-    a CPU with AMX or AVX512-BF16, float32 otherwise; off: float32; bf16 / fp16: as asked (fp16
-    only on a GPU). `cpu_support`: the CPU's bf16 support (default: detected)."""
+    cuda (the default): bf16 on a GPU that supports it, fp16 (with a gradient scaler) on an
+    older GPU, float32 on the CPU; auto: as cuda, and bf16 on a CPU with AMX or AVX512-BF16;
+    off: float32; bf16 / fp16: as asked (fp16 only on a GPU). `cpu_support`: the CPU's bf16
+    support (default: detected)."""
+    if isinstance(setting, bool):  # the schema's former true / false
+        setting = "cuda" if setting else "off"
     if setting not in PRECISIONS:
         raise InputError(None, f"config key 'training.amp' is {setting!r}: one of "
                                f"{', '.join(PRECISIONS)}")
@@ -69,6 +72,8 @@ def resolve_precision(setting: str, device: torch.device,
             return torch.bfloat16, f"bf16 autocast (training.amp: {setting}, CUDA)"
         return torch.float16, f"fp16 autocast with a gradient scaler (training.amp: {setting})"
     support = cpu_bf16_support() if cpu_support is False else cpu_support
+    if setting == "cuda":
+        return None, "float32 (training.amp: cuda, on the CPU)"
     if setting == "fp16":
         raise InputError(None, "config key 'training.amp' is 'fp16', which needs a CUDA GPU; "
                                f"this job runs on {device.type}: set auto, bf16 or off")

@@ -29,6 +29,7 @@ from torch import nn
 from tqdm import tqdm
 
 from eeg2fmri.config import TrainConfig
+from eeg2fmri.device import resolve_precision
 from eeg2fmri.errors import InputError
 from eeg2fmri.io import atomic_path
 from eeg2fmri.models.base import Model
@@ -161,9 +162,9 @@ def fit(model: Model, train: Frames, val: Frames, cfg: TrainConfig, *,
             for n, p in groups.items()}
     factor = lr_factor(cfg, total_steps)
     scheds = {n: torch.optim.lr_scheduler.LambdaLR(o, factor) for n, o in opts.items()}
-    use_amp = cfg.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scalers = {n: torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    amp_dtype, precision = resolve_precision(cfg.amp, device)
+    use_amp = amp_dtype is not None
+    scalers = {n: torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
                for n in opts}
     def step(name: str, loss: torch.Tensor) -> None:
         opt, scaler = opts[name], scalers[name]
@@ -241,7 +242,8 @@ def fit(model: Model, train: Frames, val: Frames, cfg: TrainConfig, *,
               ckpt)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             return {"interrupted": True}
-    selection: dict[str, Any] = {"select_on": cfg.select_on, "best_val_loss": best_val}
+    selection: dict[str, Any] = {"select_on": cfg.select_on, "best_val_loss": best_val,
+                                 "precision": precision}
     if by_ssim:  # the selected epoch's loss and score, and how many volumes were scored
         best = next((r for r in rows if r["epoch"] == best_epoch), {})
         selection.update(best_val_loss=best.get("val_loss", math.nan),

@@ -127,6 +127,7 @@ def train_fold(spec: dict[str, Any], fold: Fold, features_dir: Path, out_dir: Pa
         "summary": {"best_epoch": summary["best_epoch"], "epochs_run": summary["epochs_run"],
                     "best_val_loss": summary["best_val_loss"], "trust": summary.get("trust"),
                     "select_on": summary["select_on"],
+                    "precision": summary.get("precision", "float32 (closed form)"),
                     **{k: summary[k] for k in ("best_val_score", "select_volumes")
                        if k in summary},
                     "n_parameters": count_parameters(model), "n_train_pairs": len(train.index),
