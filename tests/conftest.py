@@ -57,6 +57,17 @@ def tiny_features(tiny_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return out
 
 
+def sim_stores(root: Path, n_bins: int, **settings: object) -> Path:
+    """Two simulated subjects (`settings`: SimConfig fields) under root/raw, preprocessed to
+    root/features/<subject> with `n_bins` bins."""
+    cfg = SimConfig(n_subjects=2, n_volumes=30, seed=1, **settings)
+    write_dataset(cfg, root / "raw")
+    ds = get_dataset("sim", {"simulation": asdict(cfg)}, root / "raw")
+    for s in ds.subjects:
+        preprocess_subject(ds, root / "raw", s, root / "features" / s, n_bins=n_bins)
+    return root
+
+
 def tiny_spec(arch: str = "e2fnet", **training: object) -> dict:
     return {"name": arch, "arch": arch, "shuffle_eeg": False,
             "params": {"width": 8} if arch == "e2fnet" else {},

@@ -6,7 +6,6 @@ code and no diffusers here: the weights go through our converter into our models
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from eeg2fmri.cli import main
 from eeg2fmri.models import build_model, count_parameters
 from eeg2fmri.models import reference as ref
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, sim_stores
 
 HERE = FIXTURES / "e2fnet_reference"
 E2FNET_SD, DISC_SD = HERE / "e2fnet_w32_state_dict.pt", HERE / "discriminator_w8_state_dict.pt"
@@ -121,19 +120,8 @@ def test_converter_refuses_another_models_weights():
 def sim64(tmp_path_factory) -> Path:
     """Simulated subjects on the reference's grid (4 slices of 64 x 64) and bins (1..249),
     8 channels like the fixture's input."""
-    from eeg2fmri.data.datasets import get_dataset
-    from eeg2fmri.data.sim_settings import SimConfig
-    from eeg2fmri.data.simulate import write_dataset
-    from eeg2fmri.preprocess.subject import preprocess_subject
-
-    root = tmp_path_factory.mktemp("sim64")
-    cfg = SimConfig(n_subjects=2, n_volumes=30, n_channels=8, grid=(64, 64, 4),
-                    voxel_mm=(3.0, 3.0, 8.0), seed=1)
-    write_dataset(cfg, root / "raw")
-    ds = get_dataset("sim", {"simulation": asdict(cfg)}, root / "raw")
-    for s in ds.subjects:
-        preprocess_subject(ds, root / "raw", s, root / "features" / s, n_bins=249)
-    return root
+    return sim_stores(tmp_path_factory.mktemp("sim64"), 249, n_channels=8, grid=(64, 64, 4),
+                      voxel_mm=(3.0, 3.0, 8.0))
 
 
 def _import(sim64: Path, out: Path, *extra: str) -> int:

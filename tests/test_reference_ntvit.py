@@ -20,7 +20,7 @@ from eeg2fmri.models.reference.ntvit import (
     reference_input,
 )
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, sim_stores
 
 HERE = FIXTURES / "ntvit_reference"
 TOLERANCE = 1e-5
@@ -112,21 +112,8 @@ def test_domain_matching_detaches_the_fmri_target():
 def sim512(tmp_path_factory) -> Path:
     """Simulated subjects shaped like the fixture's input: 3 channels, 2.16-s windows at 512 Hz
     (1106 samples), volumes of 4 slices of 10 x 9."""
-    from dataclasses import asdict
-
-    from eeg2fmri.data.datasets import get_dataset
-    from eeg2fmri.data.sim_settings import SimConfig
-    from eeg2fmri.data.simulate import write_dataset
-    from eeg2fmri.preprocess.subject import preprocess_subject
-
-    root = tmp_path_factory.mktemp("sim512")
-    cfg = SimConfig(n_subjects=2, n_volumes=30, n_channels=3, fs=512.0, tr=2.16,
-                    grid=(10, 9, 4), voxel_mm=(12.0, 12.0, 24.0), seed=1)  # a brain-sized grid
-    write_dataset(cfg, root / "raw")
-    ds = get_dataset("sim", {"simulation": asdict(cfg)}, root / "raw")
-    for s in ds.subjects:
-        preprocess_subject(ds, root / "raw", s, root / "features" / s, n_bins=64)
-    return root
+    return sim_stores(tmp_path_factory.mktemp("sim512"), 64, n_channels=3, fs=512.0,
+                      tr=2.16, grid=(10, 9, 4), voxel_mm=(12.0, 12.0, 24.0))  # brain-sized
 
 
 def test_import_writes_a_record_that_predicts_the_reference(sim512, tmp_path, io, capsys):

@@ -15,7 +15,7 @@ from eeg2fmri.models import build_model, count_parameters
 from eeg2fmri.models.reference import spec2vol as ref
 from eeg2fmri.models.spec2vol import Spec2Vol
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, sim_stores
 
 HERE = FIXTURES / "spec2vol_reference"
 STATE = HERE / "spec2vol_tiny_state_dict.pt"
@@ -114,21 +114,8 @@ def test_parameter_note_names_what_differs():
 def sim10(tmp_path_factory) -> Path:
     """Simulated subjects with the fixture's 10 electrodes and 5 slices of 64 x 64, at the
     reference's bins (1..249)."""
-    from dataclasses import asdict
-
-    from eeg2fmri.data.datasets import get_dataset
-    from eeg2fmri.data.sim_settings import SimConfig
-    from eeg2fmri.data.simulate import write_dataset
-    from eeg2fmri.preprocess.subject import preprocess_subject
-
-    root = tmp_path_factory.mktemp("sim10")
-    cfg = SimConfig(n_subjects=2, n_volumes=30, n_channels=10, grid=(64, 64, 5),
-                    voxel_mm=(3.0, 3.0, 8.0), seed=1)
-    write_dataset(cfg, root / "raw")
-    ds = get_dataset("sim", {"simulation": asdict(cfg)}, root / "raw")
-    for s in ds.subjects:
-        preprocess_subject(ds, root / "raw", s, root / "features" / s, n_bins=249)
-    return root
+    return sim_stores(tmp_path_factory.mktemp("sim10"), 249, n_channels=10, grid=(64, 64, 5),
+                      voxel_mm=(3.0, 3.0, 8.0))
 
 
 def test_import_writes_a_record_that_predicts_the_reference(sim10, tmp_path, io, capsys):

@@ -71,12 +71,12 @@ def resolve_precision(setting: str | bool, device: torch.device,
         if setting == "bf16" or (setting == "auto" and bf16_ok):
             return torch.bfloat16, f"bf16 autocast (training.amp: {setting}, CUDA)"
         return torch.float16, f"fp16 autocast with a gradient scaler (training.amp: {setting})"
-    support = cpu_bf16_support() if cpu_support is False else cpu_support
     if setting == "cuda":
         return None, "float32 (training.amp: cuda, on the CPU)"
     if setting == "fp16":
         raise InputError(None, "config key 'training.amp' is 'fp16', which needs a CUDA GPU; "
                                f"this job runs on {device.type}: set auto, bf16 or off")
+    support = cpu_bf16_support() if cpu_support is False else cpu_support
     if setting == "bf16":
         how = f"this CPU has {support}" if support else "emulated: this CPU has no bf16 units"
         return torch.bfloat16, f"bf16 autocast (training.amp: bf16; {how})"
